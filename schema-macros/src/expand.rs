@@ -1,0 +1,71 @@
+//! Stage 3: generate the registration of a validated migration.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::ItemFn;
+use syn::spanned::Spanned;
+
+use crate::symbol;
+use crate::valid::Model;
+
+pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
+    let Model {
+        id,
+        number,
+        description,
+        group,
+        group_span,
+        krate,
+        checksum,
+    } = model;
+    let name = &func.sig.ident;
+    let name_text = name.to_string();
+    let param_span = func.sig.inputs.span();
+
+    // Two migrations with the same id in one group define this macro twice at the crate root, and
+    // the compiler reports E0428 pointing at both id literals. Nothing ever invokes it.
+    let marker = if group == symbol::DEFAULT_GROUP {
+        format!("duplicate_migration_id_{number}")
+    } else {
+        format!("duplicate_migration_id_{number}_in_group_{group}")
+    };
+    let marker = Ident::new(&marker, id.span());
+    let group_lit = syn::LitStr::new(group, *group_span);
+
+    let call = quote_spanned! {param_span=>
+        #krate::__private::into_outcome(#name(context).await)
+    };
+    let line = quote_spanned! {name.span()=> ::core::line!() };
+
+    quote! {
+        #func
+
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! #marker { () => {}; }
+
+        const _: () = {
+            fn __schema_migration_run(
+                context: &mut #krate::MigrationContext,
+            ) -> #krate::__private::MigrationFuture<'_> {
+                ::std::boxed::Box::pin(async move { #call })
+            }
+
+            #krate::__private::inventory::submit! {
+                #krate::__private::Migration::__new(
+                    #krate::__private::MigrationMeta {
+                        id: #id,
+                        description: #description,
+                        group: #group_lit,
+                        checksum: #checksum,
+                        module: ::core::module_path!(),
+                        function: #name_text,
+                        file: ::core::file!(),
+                        line: #line,
+                    },
+                    __schema_migration_run,
+                )
+            }
+        };
+    }
+}

@@ -1,0 +1,42 @@
+//! The `#[migration]` attribute. Use it through `schema_runtime::migration`; this crate only parses,
+//! checks and generates, and never talks to a database.
+//!
+//! The stages are one file each: [`attr`] parses the arguments, [`valid`] checks them and the
+//! function and builds the model (with [`order`] and [`checksum`]), [`expand`] generates the code.
+
+mod attr;
+mod checksum;
+mod ctxt;
+mod expand;
+mod order;
+mod symbol;
+mod valid;
+
+use proc_macro::TokenStream;
+use quote::quote;
+
+/// Registers an `async fn` as a schema migration. See `schema_runtime::migration` for the full
+/// documentation.
+#[proc_macro_attribute]
+pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    let mut cx = ctxt::Ctxt::default();
+    let func: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            cx.error_at(
+                proc_macro2::Span::call_site(),
+                "#[migration] goes on an `async fn` that takes `&mut MigrationContext` and returns a `Result`",
+            );
+            let errors = cx.into_compile_errors();
+            return quote!(#errors #item).into();
+        }
+    };
+    let attr = attr::parse(args.into(), &mut cx);
+    let model = valid::check(attr, &func, &mut cx);
+    match (model, cx.into_compile_errors()) {
+        (Some(model), None) => expand::expand(&model, &func).into(),
+        // Still emit the function so that the IDE keeps working and no secondary errors appear.
+        (_, errors) => quote!(#errors #func).into(),
+    }
+}

@@ -1,0 +1,16 @@
+//! The keys the `#[migration(...)]` attribute accepts, in one place.
+
+/// `#[migration(id = "0003")]`
+pub const ID: &str = "id";
+/// `#[migration(description = "Create the events indexes")]`
+pub const DESCRIPTION: &str = "description";
+/// `#[migration(group = "analytics")]`
+pub const GROUP: &str = "group";
+/// `#[migration(crate = my_facade::schema_runtime)]`
+pub const CRATE: &str = "crate";
+
+/// Every accepted key, for the "unknown key" message.
+pub const ALL: &[&str] = &[ID, DESCRIPTION, GROUP, CRATE];
+
+/// The group a migration belongs to when the attribute names none.
+pub const DEFAULT_GROUP: &str = "default";

@@ -1,0 +1,146 @@
+//! Stage 2: check the attribute and the function, and build the validated model.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, LitStr, ReturnType};
+
+use crate::attr::Attr;
+use crate::ctxt::Ctxt;
+use crate::{checksum, order, symbol};
+
+/// Everything the expansion needs, all of it checked.
+pub struct Model {
+    pub id: LitStr,
+    /// The id's number without leading zeros: the key for duplicates and order.
+    pub number: String,
+    pub description: LitStr,
+    pub group: String,
+    pub group_span: Span,
+    pub krate: syn::Path,
+    pub checksum: String,
+}
+
+pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
+    check_signature(func, cx);
+
+    let id = match attr.id {
+        Some(lit) => {
+            let text = lit.value();
+            match schema_id::normalize(&text) {
+                Ok(number) => Some((number.to_owned(), lit)),
+                Err(err) => {
+                    cx.error_spanned_by(&lit, format!("invalid migration id {text:?}: {err}"));
+                    None
+                }
+            }
+        }
+        None => {
+            cx.error_at(
+                attr.span,
+                "missing `id`: write #[migration(id = \"0001\", description = \"...\")]",
+            );
+            None
+        }
+    };
+
+    let description = match attr.description {
+        Some(lit) if lit.value().trim().is_empty() => {
+            cx.error_spanned_by(
+                &lit,
+                "the description is empty; say what this migration does, such as \"Create the events indexes\"",
+            );
+            None
+        }
+        Some(lit) => Some(lit),
+        None => {
+            cx.error_at(
+                attr.span,
+                "missing `description`: write #[migration(id = \"...\", description = \"what this migration does\")]",
+            );
+            None
+        }
+    };
+
+    let (group, group_span) = match attr.group {
+        Some(lit) => {
+            let value = lit.value();
+            if value.is_empty()
+                || !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                cx.error_spanned_by(
+                    &lit,
+                    format!("invalid group {value:?}: a group name is ASCII letters, digits and `_`, such as \"analytics\""),
+                );
+            }
+            (value, lit.span())
+        }
+        None => (symbol::DEFAULT_GROUP.to_owned(), Span::call_site()),
+    };
+
+    let krate = attr
+        .krate
+        .unwrap_or_else(|| syn::parse_quote!(::schema_runtime));
+
+    let (number, id) = id?;
+    let description = description?;
+    if cx.has_errors() {
+        return None;
+    }
+
+    if let Some(problem) = order::check_same_file(&group, &number, &func.sig.ident.to_string()) {
+        cx.error_spanned_by(&id, problem);
+        return None;
+    }
+
+    Some(Model {
+        checksum: checksum::of_block(&func.block),
+        id,
+        number,
+        description,
+        group,
+        group_span,
+        krate,
+    })
+}
+
+fn check_signature(func: &ItemFn, cx: &mut Ctxt) {
+    let sig = &func.sig;
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(
+            sig.fn_token,
+            "a migration must be an `async fn`: write `async fn` here",
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        cx.error_at(
+            sig.generics.span(),
+            "a migration cannot be generic: remove the generic parameters",
+        );
+    }
+    let mut params = sig.inputs.iter();
+    match params.next() {
+        None => cx.error_at(
+            sig.paren_token.span.join(),
+            "a migration takes one parameter, its context: `ctx: &mut MigrationContext`",
+        ),
+        Some(FnArg::Receiver(receiver)) => cx.error_spanned_by(
+            receiver,
+            "a migration is a free function, not a method: replace `self` with `ctx: &mut MigrationContext`",
+        ),
+        Some(FnArg::Typed(_)) => {}
+    }
+    for extra in params {
+        cx.error_spanned_by(
+            extra,
+            "a migration takes exactly one parameter, its context; remove this one",
+        );
+    }
+    if let ReturnType::Default = sig.output {
+        cx.error_at(
+            sig.paren_token.span.close(),
+            "a migration must return a `Result`, such as `-> MigrationResult`",
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Collections: create them with options, and keep their `$jsonSchema` validator up to date.
+
+use bson::{Document, doc};
+use futures::TryStreamExt;
+use mongodb::Database;
+
+use crate::error::{Error, Result};
+
+/// `validationLevel`: which writes the validator checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationLevel {
+    /// No validation.
+    Off,
+    /// Every insert and update.
+    Strict,
+    /// Inserts, and updates of documents that are already valid.
+    Moderate,
+}
+
+impl ValidationLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            ValidationLevel::Off => "off",
+            ValidationLevel::Strict => "strict",
+            ValidationLevel::Moderate => "moderate",
+        }
+    }
+}
+
+/// `validationAction`: what happens to an invalid write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationAction {
+    /// The write is refused.
+    Error,
+    /// The write goes through and the server logs a warning.
+    Warn,
+}
+
+impl ValidationAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            ValidationAction::Error => "error",
+            ValidationAction::Warn => "warn",
+        }
+    }
+}
+
+/// What an `ensure_*` call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The collection was created.
+    Created,
+    /// The collection existed and was changed.
+    Updated,
+    /// The collection already was as asked.
+    Unchanged,
+}
+
+/// The `listCollections` entry of `name`, if the collection exists.
+pub async fn collection_info(
+    database: &Database,
+    name: &str,
+    migration: Option<&str>,
+) -> Result<Option<Document>> {
+    let failed = |e| {
+        Error::database(
+            format!("looking up collection {name:?} (listCollections)"),
+            migration,
+            e,
+        )
+    };
+    let cursor = database
+        .run_cursor_command(doc! { "listCollections": 1, "filter": { "name": name } })
+        .await
+        .map_err(failed)?;
+    let found: Vec<Document> = cursor.try_collect().await.map_err(failed)?;
+    Ok(found.into_iter().next())
+}
+
+/// Creates `name` with `options` (any `create` command options: `capped`, `size`, `validator`,
+/// `timeseries`, ...) unless it exists. An existing collection is left as it is.
+pub async fn ensure_collection(
+    database: &Database,
+    name: &str,
+    options: Document,
+) -> Result<Outcome> {
+    if collection_info(database, name, None).await?.is_some() {
+        return Ok(Outcome::Unchanged);
+    }
+    create(database, name, options, None).await?;
+    Ok(Outcome::Created)
+}
+
+async fn create(
+    database: &Database,
+    name: &str,
+    options: Document,
+    migration: Option<&str>,
+) -> Result<()> {
+    let mut command = doc! { "create": name };
+    command.extend(options);
+    command.insert("writeConcern", doc! { "w": "majority" });
+    database
+        .run_command(command)
+        .await
+        .map_err(|e| Error::database(format!("creating collection {name:?}"), migration, e))?;
+    Ok(())
+}
+
+/// Gives `collection` the validator `validator` (such as `{ "$jsonSchema": {...} }`) with the
+/// level and action: creates the collection with it if missing, runs `collMod` if it differs,
+/// and sends nothing more when it is already so.
+///
+/// ```no_run
+/// # async fn demo(db: mongodb::Database) -> schema_runtime::Result<()> {
+/// use schema_runtime::{ValidationAction, ValidationLevel, ensure_validator};
+/// use schema_runtime::bson::doc;
+///
+/// let schema = doc! { "$jsonSchema": { "bsonType": "object", "required": ["event_id"] } };
+/// ensure_validator(&db, "events", schema, ValidationLevel::Moderate, ValidationAction::Warn).await?;
+/// # Ok(()) }
+/// ```
+pub async fn ensure_validator(
+    database: &Database,
+    collection: &str,
+    validator: Document,
+    level: ValidationLevel,
+    action: ValidationAction,
+) -> Result<Outcome> {
+    ensure_validator_for(database, collection, validator, level, action, None).await
+}
+
+pub(crate) async fn ensure_validator_for(
+    database: &Database,
+    collection: &str,
+    validator: Document,
+    level: ValidationLevel,
+    action: ValidationAction,
+    migration: Option<&str>,
+) -> Result<Outcome> {
+    let wanted = doc! {
+        "validator": validator.clone(),
+        "validationLevel": level.as_str(),
+        "validationAction": action.as_str(),
+    };
+    match collection_info(database, collection, migration).await? {
+        None => {
+            create(database, collection, wanted, migration).await?;
+            Ok(Outcome::Created)
+        }
+        Some(info) => {
+            let options = info.get_document("options").cloned().unwrap_or_default();
+            let same = options.get_document("validator").ok() == Some(&validator)
+                && options.get_str("validationLevel").unwrap_or("strict") == level.as_str()
+                && options.get_str("validationAction").unwrap_or("error") == action.as_str();
+            if same {
+                return Ok(Outcome::Unchanged);
+            }
+            let mut command = doc! { "collMod": collection };
+            command.extend(wanted);
+            command.insert("writeConcern", doc! { "w": "majority" });
+            database.run_command(command).await.map_err(|e| {
+                Error::database(
+                    format!("setting the validator of collection {collection:?} (collMod)"),
+                    migration,
+                    e,
+                )
+            })?;
+            Ok(Outcome::Updated)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! What a migration function receives.
+
+use mongodb::{Collection, Database};
+
+use crate::collection::{ValidationAction, ValidationLevel};
+use crate::error::Result;
+use crate::indexes::{IndexReport, IndexSpec};
+use crate::{collection, indexes};
+
+/// The context a migration runs in: the database and, for a migration that runs in a
+/// transaction, the session.
+///
+/// A migration is an ordinary function, so a test can call it with a context of its own:
+///
+/// ```no_run
+/// # async fn demo(database: mongodb::Database) -> schema_runtime::MigrationResult {
+/// use schema_runtime::{MigrationContext, MigrationResult};
+///
+/// async fn create_users(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.database().create_collection("users").await?;
+///     Ok(())
+/// }
+///
+/// let mut ctx = MigrationContext::new(database);
+/// create_users(&mut ctx).await?;
+/// # Ok(()) }
+/// ```
+pub struct MigrationContext {
+    database: Database,
+    migration: Option<String>,
+    session: Option<mongodb::ClientSession>,
+}
+
+impl MigrationContext {
+    /// A context on `database`, with no session.
+    pub fn new(database: Database) -> Self {
+        MigrationContext {
+            database,
+            migration: None,
+            session: None,
+        }
+    }
+
+    pub(crate) fn for_migration(database: Database, id: &str) -> Self {
+        MigrationContext {
+            database,
+            migration: Some(id.to_owned()),
+            session: None,
+        }
+    }
+
+    /// The database the migration applies to.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// A collection of the database.
+    pub fn collection<T: Send + Sync>(&self, name: &str) -> Collection<T> {
+        self.database.collection(name)
+    }
+
+    /// The id of the migration being run (`None` for a context made with [`MigrationContext::new`]).
+    pub fn migration_id(&self) -> Option<&str> {
+        self.migration.as_deref()
+    }
+
+    /// The session of the transaction the migration runs in, if it runs in one.
+    pub fn session(&mut self) -> Option<&mut mongodb::ClientSession> {
+        self.session.as_mut()
+    }
+
+    /// [`ensure_indexes`](crate::ensure_indexes) on this database; errors name this migration.
+    pub async fn ensure_indexes(
+        &self,
+        collection: &str,
+        indexes: &[IndexSpec],
+    ) -> Result<IndexReport> {
+        indexes::ensure_indexes_for(
+            &self.database,
+            collection,
+            indexes,
+            self.migration.as_deref(),
+        )
+        .await
+    }
+
+    /// [`ensure_validator`](crate::ensure_validator) on this database.
+    pub async fn ensure_validator(
+        &self,
+        collection: &str,
+        validator: bson::Document,
+        level: ValidationLevel,
+        action: ValidationAction,
+    ) -> Result<collection::Outcome> {
+        collection::ensure_validator_for(
+            &self.database,
+            collection,
+            validator,
+            level,
+            action,
+            self.migration.as_deref(),
+        )
+        .await
+    }
+}

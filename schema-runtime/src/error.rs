@@ -1,0 +1,153 @@
+//! The one error type of the runtime.
+
+use bson::Document;
+
+use crate::redact::scrub;
+
+/// The error type of migrations: anything that converts into it can be returned with `?`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong while planning or applying migrations. Every message names the
+/// migration (when there is one), what was being done, and what to do next.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Two registered migrations of one group have the same id (possibly spelled differently,
+    /// "3" and "0003"), typically from two crates linked into one binary.
+    #[error(
+        "migration id {id} is registered twice in group {group:?}: by {first} and by {second}; give one of them a new id"
+    )]
+    DuplicateId {
+        /// The group both migrations are in.
+        group: String,
+        /// The id both use.
+        id: String,
+        /// The first function, as `module::function (file:line)`.
+        first: String,
+        /// The second function.
+        second: String,
+    },
+
+    /// A pending migration has a lower id than one the database has already applied.
+    #[error(
+        "migration {id} ({description}) is pending, but the database has already applied migration {highest_applied}, which comes after it; nothing was run. Give it an id above {highest_applied}, or opt in with `Migrator::allow_out_of_order(true)` if running it late is safe"
+    )]
+    OutOfOrder {
+        /// The pending migration.
+        id: String,
+        /// Its description.
+        description: String,
+        /// The highest id the database has applied.
+        highest_applied: String,
+    },
+
+    /// Applied migrations whose code changed, refused by [`ChecksumPolicy::Fail`](crate::ChecksumPolicy::Fail).
+    #[error(
+        "migration {id} ({description}) was changed after it was applied (recorded checksum {recorded}, now {current}); nothing was run. Restore its code and put the change in a new migration, or choose another `ChecksumPolicy`"
+    )]
+    ChecksumMismatch {
+        /// The changed migration.
+        id: String,
+        /// Its description.
+        description: String,
+        /// The checksum stored when it was applied.
+        recorded: String,
+        /// The checksum of the code in this binary.
+        current: String,
+    },
+
+    /// A migration's function returned an error or panicked. It is recorded as failed, nothing
+    /// after it ran, and it is retried on the next start.
+    #[error(
+        "migration {id} ({description}) failed on attempt {attempt}: {message}; it is recorded as failed and the migrations after it did not run. Fix the cause and start again: it will be retried"
+    )]
+    MigrationFailed {
+        /// The failed migration.
+        id: String,
+        /// Its description.
+        description: String,
+        /// Which attempt this was (1 for the first).
+        attempt: i64,
+        /// The error's text (also stored as `last_error`).
+        message: String,
+        /// The error the migration returned, when it returned one rather than panicking.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A command to the server failed.
+    #[error("{operation}{}: {}; check that the server is reachable and the user may do this", migration_suffix(.migration), scrub(&.source.to_string()))]
+    Database {
+        /// What was being done, such as "reading schema_versions".
+        operation: String,
+        /// The migration it was done for, if any.
+        migration: Option<String>,
+        /// The driver's error.
+        #[source]
+        source: mongodb::error::Error,
+    },
+
+    /// An index with the requested name exists with another definition.
+    #[error(
+        "index {name:?} on collection {collection:?} already exists with a different definition{}:\n  existing:  {existing}\n  requested: {requested}\nDrop the old index in a migration first, or give the new one another name",
+        migration_suffix(.migration)
+    )]
+    IndexConflict {
+        /// The collection.
+        collection: String,
+        /// The index name.
+        name: String,
+        /// What the server has.
+        existing: Document,
+        /// What was asked for.
+        requested: Document,
+        /// The migration that asked, if known.
+        migration: Option<String>,
+    },
+
+    /// A `schema_versions` document cannot be read.
+    #[error(
+        "the document {id} in {collection} cannot be read: {problem}; fix or remove that document"
+    )]
+    BadRecord {
+        /// The document's `_id`.
+        id: String,
+        /// The collection.
+        collection: String,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// A setting is invalid.
+    #[error("invalid setting {setting}: {problem}")]
+    Config {
+        /// The setting (an environment variable or builder method).
+        setting: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+}
+
+fn migration_suffix(migration: &Option<String>) -> String {
+    match migration {
+        Some(id) => format!(" (migration {id})"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    pub(crate) fn database(
+        operation: impl Into<String>,
+        migration: Option<&str>,
+        source: mongodb::error::Error,
+    ) -> Self {
+        Error::Database {
+            operation: operation.into(),
+            migration: migration.map(str::to_owned),
+            source,
+        }
+    }
+}
+
+/// Result with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

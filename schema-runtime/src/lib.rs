@@ -1,0 +1,96 @@
+//! MongoDB schema migrations written as annotated async Rust functions and applied exactly once,
+//! in id order, when the service starts.
+//!
+//! This is the one crate an application depends on: it re-exports the [`migration`] attribute,
+//! the driver ([`mongodb`]) and [`bson`].
+//!
+//! ```no_run
+//! use schema_runtime::bson::doc;
+//! use schema_runtime::{IndexSpec, MigrationContext, MigrationResult, Migrator, migration};
+//!
+//! #[migration(id = "0001", description = "Create the users indexes")]
+//! async fn users_indexes(ctx: &mut MigrationContext) -> MigrationResult {
+//!     ctx.ensure_indexes("users", &[
+//!         IndexSpec::new("idx_email_unique", doc! { "email": 1 }).unique(),
+//!     ]).await?;
+//!     Ok(())
+//! }
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:27017").await?;
+//! let report = Migrator::new(client.database("app")).apply_all().await?;
+//! println!("applied {} migrations", report.applied.len());
+//! # Ok(()) }
+//! ```
+//!
+//! The modules, one concern each: [`registry`] (what this binary holds), [`store`] (the
+//! `schema_versions` records), [`plan`] (what is applied, pending, changed or unknown),
+//! [`migrator`] (applying), [`indexes`] and [`collection`] (idempotent helpers), [`error`].
+
+pub mod collection;
+pub mod context;
+pub mod error;
+pub mod indexes;
+pub mod migrator;
+pub mod plan;
+pub mod redact;
+pub mod registry;
+pub mod store;
+
+pub use bson;
+pub use mongodb;
+pub use schema_id::{IdError, MigrationId};
+
+pub use collection::{
+    Outcome, ValidationAction, ValidationLevel, ensure_collection, ensure_validator,
+};
+pub use context::MigrationContext;
+pub use error::{BoxError, Error, Result};
+pub use indexes::{IndexReport, IndexSpec, ensure_indexes};
+pub use migrator::{AppliedMigration, ChecksumPolicy, Migrator, Report, Warning};
+pub use plan::{ChecksumStatus, EntryState, Plan, PlanEntry};
+pub use registry::{Migration, Registry};
+pub use store::{MigrationRecord, RecordState, VersionStore};
+
+/// What a migration function returns: `Ok(())`, or any error (`?` converts driver errors, this
+/// crate's [`Error`], `anyhow::Error`, `String`, ...).
+pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
+
+/// Registers an `async fn` as a migration.
+///
+/// ```ignore
+/// #[migration(id = "0003", description = "Create replay indexes")]
+/// async fn replay_indexes(ctx: &mut MigrationContext) -> MigrationResult { ... }
+/// ```
+///
+/// Keys:
+/// - `id` (required): ASCII digits. Ids are ordered by number; `"3"` and `"0003"` are the same id.
+/// - `description` (required): not empty.
+/// - `group` (optional, default `"default"`): ASCII letters, digits and `_`. Ids are unique and
+///   ordered per group; a [`Migrator`] applies one group to one database.
+/// - `crate` (optional): the path of this crate when it is re-exported, such as
+///   `crate = my_facade::schema_runtime`.
+///
+/// The function takes one parameter, `&mut MigrationContext` (or `&MigrationContext`), and
+/// returns a `Result<(), E>` where `E` converts into [`BoxError`]. It stays an ordinary function
+/// that a test can call.
+///
+/// Checked at compile time, with the span on the offending token: a malformed id, an empty or
+/// missing description, unknown keys, a function that is not `async`, generic, a method, or has
+/// another number of parameters; the same id twice in one crate and group (E0428 at both ids,
+/// naming the `duplicate_migration_id_N` marker); an id declared below a higher id of the same
+/// group in the same source file.
+pub use schema_macros::migration;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+
+    use crate::error::BoxError;
+    pub use crate::registry::{Migration, MigrationFuture, MigrationMeta};
+
+    /// Turns the user's `Result<(), E>` into the registry's error type.
+    pub fn into_outcome<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
+        result.map_err(Into::into)
+    }
+}
