@@ -1,1 +1,215 @@
+//! The test harness: a real MongoDB-speaking server from `MONGODB_URI`, one fresh database per
+//! test (dropped afterwards), and a client that counts the commands it sends.
+//!
+//! Run the tests with `scripts/test`, which starts the local server when `MONGODB_URI` is unset.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mongodb::event::EventHandler;
+use mongodb::event::command::CommandEvent;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+
+/// The server's address, or a panic that says how to get one.
+pub fn uri() -> String {
+    match std::env::var("MONGODB_URI") {
+        Ok(uri) if !uri.trim().is_empty() => uri,
+        _ => panic!(
+            "MONGODB_URI is not set, so there is no server to test against. Run the tests with \
+             `scripts/test`, which starts the local SecantusDB server, or set MONGODB_URI to a \
+             MongoDB server of your own (mongodb://127.0.0.1:27017)."
+        ),
+    }
+}
+
+async fn options() -> ClientOptions {
+    let mut options = ClientOptions::parse(uri())
+        .await
+        .unwrap_or_else(|e| panic!("MONGODB_URI is not a valid connection string: {e}"));
+    options.server_selection_timeout = Some(Duration::from_secs(10));
+    options.app_name = Some("schema-tests".into());
+    options
+}
+
+/// A client of the test server.
+pub async fn client() -> Client {
+    Client::with_options(options().await).expect("a client for MONGODB_URI")
+}
+
+/// The names of the commands a [`counting_client`] sent, in order.
+#[derive(Clone, Default)]
+pub struct CommandLog {
+    names: Arc<Mutex<Vec<String>>>,
+    count: Arc<AtomicUsize>,
+}
+
+impl CommandLog {
+    /// How many commands were sent.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Their names.
+    pub fn names(&self) -> Vec<String> {
+        self.names.lock().unwrap().clone()
+    }
+
+    /// Forgets what was counted so far.
+    pub fn reset(&self) {
+        self.names.lock().unwrap().clear();
+        self.count.store(0, Ordering::SeqCst);
+    }
+}
+
+/// A client whose every command (as the driver's command monitoring reports it) is counted.
+pub async fn counting_client() -> (Client, CommandLog) {
+    let log = CommandLog::default();
+    let mut options = options().await;
+    let seen = log.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+        if let CommandEvent::Started(started) = event {
+            seen.count.fetch_add(1, Ordering::SeqCst);
+            seen.names
+                .lock()
+                .unwrap()
+                .push(started.command_name.clone());
+        }
+    }));
+    (
+        Client::with_options(options).expect("a client for MONGODB_URI"),
+        log,
+    )
+}
+
+/// A database of its own for one test, dropped when the value is dropped.
+pub struct TestDb {
+    /// The database.
+    pub db: Database,
+    name: String,
+}
+
+impl TestDb {
+    /// A fresh, empty database whose name starts with `label`.
+    pub async fn new(label: &str) -> TestDb {
+        Self::with_client(&client().await, label).await
+    }
+
+    /// A fresh database reached through `client`.
+    pub async fn with_client(client: &Client, label: &str) -> TestDb {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let label: String = label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(30)
+            .collect();
+        let name = format!(
+            "t_{label}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let db = client.database(&name);
+        db.drop()
+            .await
+            .expect("the test server is reachable (MONGODB_URI)");
+        TestDb { db, name }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // The test's runtime may be shutting down, so drop the database from a runtime of our own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let client = client().await;
+                client.database(&name).drop().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// The documents of `collection`, sorted by `_id`.
+pub async fn documents(db: &Database, collection: &str) -> Vec<bson::Document> {
+    use futures::TryStreamExt;
+    db.collection::<bson::Document>(collection)
+        .find(bson::doc! {})
+        .sort(bson::doc! { "_id": 1 })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// The `schema_versions` document with `_id` `key`.
+pub async fn record(db: &Database, key: &str) -> Option<bson::Document> {
+    db.collection::<bson::Document>("schema_versions")
+        .find_one(bson::doc! { "_id": key })
+        .await
+        .unwrap()
+}
+
+/// Adds one to the counter document `name` of collection `counters`: migrations in tests use it
+/// to show how many times they ran.
+pub async fn bump(db: &Database, name: &str) -> mongodb::error::Result<()> {
+    db.collection::<bson::Document>("counters")
+        .update_one(
+            bson::doc! { "_id": name },
+            bson::doc! { "$inc": { "n": 1 } },
+        )
+        .upsert(true)
+        .await?;
+    Ok(())
+}
+
+/// How many times [`bump`] was called for `name`.
+pub async fn count(db: &Database, name: &str) -> i64 {
+    let doc = db
+        .collection::<bson::Document>("counters")
+        .find_one(bson::doc! { "_id": name })
+        .await
+        .unwrap();
+    match doc.as_ref().and_then(|d| d.get("n")) {
+        Some(bson::Bson::Int32(n)) => i64::from(*n),
+        Some(bson::Bson::Int64(n)) => *n,
+        None => 0,
+        other => panic!("unexpected counter {other:?}"),
+    }
+}
+
+/// Whether the control document `flag` exists: tests set it to make a migration fail.
+pub async fn flag(db: &Database, flag: &str) -> bool {
+    db.collection::<bson::Document>("control")
+        .find_one(bson::doc! { "_id": flag })
+        .await
+        .map(|d| d.is_some())
+        .unwrap_or(false)
+}
+
+/// Sets or clears the control document `flag`.
+pub async fn set_flag(db: &Database, flag: &str, on: bool) {
+    let control = db.collection::<bson::Document>("control");
+    if on {
+        control
+            .insert_one(bson::doc! { "_id": flag })
+            .await
+            .unwrap();
+    } else {
+        control
+            .delete_one(bson::doc! { "_id": flag })
+            .await
+            .unwrap();
+    }
+}
