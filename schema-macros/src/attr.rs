@@ -16,6 +16,8 @@ pub struct Attr {
     pub description: Option<LitStr>,
     pub group: Option<LitStr>,
     pub krate: Option<syn::Path>,
+    /// Keys that were written, usable or not: a key given with a bad value is not "missing".
+    pub written: Vec<String>,
 }
 
 pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
@@ -33,6 +35,7 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
         description: None,
         group: None,
         krate: None,
+        written: Vec::new(),
     };
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
         Ok(metas) => metas,
@@ -66,6 +69,7 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
             continue;
         }
         seen.push(key.clone());
+        attr.written.push(key.clone());
         let value = match &meta {
             Meta::NameValue(nv) => &nv.value,
             _ => {

@@ -32,6 +32,13 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
     let marker = Ident::new(&marker, id.span());
     let group_lit = syn::LitStr::new(group, *group_span);
 
+    // Every token of the marker carries the id literal's span, so that E0428 points at both ids.
+    let marker_item = quote_spanned! {id.span()=>
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! #marker { () => {}; }
+    };
+
     let call = quote_spanned! {param_span=>
         #krate::__private::into_outcome(#name(context).await)
     };
@@ -40,9 +47,7 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
     quote! {
         #func
 
-        #[doc(hidden)]
-        #[macro_export]
-        macro_rules! #marker { () => {}; }
+        #marker_item
 
         const _: () = {
             fn __schema_migration_run(

@@ -74,17 +74,16 @@ fn scan(tokens: TokenStream, out: &mut Vec<Declaration>) {
         let is_attribute = group.delimiter() == Delimiter::Bracket
             && matches!(i.checked_sub(1).map(|p| &tokens[p]), Some(TokenTree::Punct(p)) if p.as_char() == '#');
         if is_attribute {
-            if let Some((group_name, id)) = migration_attribute(group.stream()) {
-                if let (Ok(number), Some(function)) =
+            if let Some((group_name, id)) = migration_attribute(group.stream())
+                && let (Ok(number), Some(function)) =
                     (schema_id::normalize(&id), next_fn_name(&tokens[i + 1..]))
-                {
-                    out.push(Declaration {
-                        group: group_name,
-                        number: number.to_owned(),
-                        id,
-                        function,
-                    });
-                }
+            {
+                out.push(Declaration {
+                    group: group_name,
+                    number: number.to_owned(),
+                    id,
+                    function,
+                });
             }
         } else {
             scan(group.stream(), out);

@@ -34,6 +34,7 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
                 }
             }
         }
+        None if attr.written.iter().any(|k| k == symbol::ID) => None,
         None => {
             cx.error_at(
                 attr.span,
@@ -52,6 +53,7 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
             None
         }
         Some(lit) => Some(lit),
+        None if attr.written.iter().any(|k| k == symbol::DESCRIPTION) => None,
         None => {
             cx.error_at(
                 attr.span,

@@ -84,7 +84,7 @@ pub enum Error {
         migration: Option<String>,
         /// The driver's error.
         #[source]
-        source: mongodb::error::Error,
+        source: Box<mongodb::error::Error>,
     },
 
     /// An index with the requested name exists with another definition.
@@ -98,9 +98,9 @@ pub enum Error {
         /// The index name.
         name: String,
         /// What the server has.
-        existing: Document,
+        existing: Box<Document>,
         /// What was asked for.
-        requested: Document,
+        requested: Box<Document>,
         /// The migration that asked, if known.
         migration: Option<String>,
     },
@@ -144,7 +144,7 @@ impl Error {
         Error::Database {
             operation: operation.into(),
             migration: migration.map(str::to_owned),
-            source,
+            source: Box::new(source),
         }
     }
 }

@@ -193,8 +193,8 @@ pub(crate) async fn ensure_indexes_for(
                     return Err(Error::IndexConflict {
                         collection: collection.to_owned(),
                         name: spec.name().to_owned(),
-                        existing,
-                        requested,
+                        existing: Box::new(existing),
+                        requested: Box::new(requested),
                         migration: migration.map(str::to_owned),
                     });
                 }

@@ -228,13 +228,13 @@ impl Migrator {
         }
         let store = self.store();
         for entry in plan.pending() {
-            if let Some(highest) = &plan.highest_applied {
-                if &entry.id < highest {
-                    report.warnings.push(Warning::AppliedOutOfOrder {
-                        id: entry.id.clone(),
-                        highest_applied: highest.clone(),
-                    });
-                }
+            if let Some(highest) = &plan.highest_applied
+                && &entry.id < highest
+            {
+                report.warnings.push(Warning::AppliedOutOfOrder {
+                    id: entry.id.clone(),
+                    highest_applied: highest.clone(),
+                });
             }
             let applied = self.apply_one(&store, entry).await?;
             report.applied.push(applied);
@@ -265,16 +265,15 @@ impl Migrator {
                 ChecksumPolicy::Ignore => {}
             }
         }
-        if !self.allow_out_of_order {
-            if let (Some(entry), Some(highest)) =
+        if !self.allow_out_of_order
+            && let (Some(entry), Some(highest)) =
                 (plan.out_of_order().next(), plan.highest_applied.as_ref())
-            {
-                return Err(Error::OutOfOrder {
-                    id: entry.id.to_string(),
-                    description: entry.migration.description().to_owned(),
-                    highest_applied: highest.to_string(),
-                });
-            }
+        {
+            return Err(Error::OutOfOrder {
+                id: entry.id.to_string(),
+                description: entry.migration.description().to_owned(),
+                highest_applied: highest.to_string(),
+            });
         }
         for record in &plan.unknown {
             let warning = Warning::UnknownRecord {

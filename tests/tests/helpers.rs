@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
+use schema_runtime::collection::collection_info;
 use schema_runtime::indexes::list_indexes;
 use schema_runtime::{
     Error, IndexSpec, Outcome, ValidationAction, ValidationLevel, ensure_collection,
     ensure_indexes, ensure_validator,
 };
-use schema_runtime::collection::collection_info;
 use schema_tests::{TestDb, counting_client};
 
 fn index<'a>(listed: &'a [Document], name: &str) -> &'a Document {
@@ -47,18 +47,36 @@ async fn ensure_indexes_creates_every_kind_and_is_idempotent() {
     assert_eq!(listed.len(), 6, "five and _id_: {listed:?}");
     let unique = index(&listed, "idx_key_unique");
     assert_eq!(unique.get_document("key").unwrap(), &doc! { "key": 1 });
-    assert_eq!(unique.get_bool("unique").unwrap(), true);
+    assert_eq!(unique.get_bool("unique").ok(), Some(true));
     let compound = index(&listed, "idx_user_created");
-    let keys: Vec<(&String, Option<f64>)> =
-        compound.get_document("key").unwrap().iter().map(|(k, v)| (k, number(Some(v)))).collect();
-    assert_eq!(keys, [(&"user_id".to_string(), Some(1.0)), (&"created_at".to_string(), Some(-1.0))]);
-    assert!(compound.get("unique").is_none() && compound.get("sparse").is_none());
-    assert_eq!(index(&listed, "idx_pod_sparse").get_bool("sparse").unwrap(), true);
+    let keys: Vec<(&String, Option<f64>)> = compound
+        .get_document("key")
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k, number(Some(v))))
+        .collect();
     assert_eq!(
-        index(&listed, "idx_open_partial").get_document("partialFilterExpression").unwrap(),
+        keys,
+        [
+            (&"user_id".to_string(), Some(1.0)),
+            (&"created_at".to_string(), Some(-1.0))
+        ]
+    );
+    assert!(compound.get("unique").is_none() && compound.get("sparse").is_none());
+    assert_eq!(
+        index(&listed, "idx_pod_sparse").get_bool("sparse").ok(),
+        Some(true)
+    );
+    assert_eq!(
+        index(&listed, "idx_open_partial")
+            .get_document("partialFilterExpression")
+            .unwrap(),
         &doc! { "status": { "$eq": "open" } }
     );
-    assert_eq!(number(index(&listed, "idx_created_ttl").get("expireAfterSeconds")), Some(3600.0));
+    assert_eq!(
+        number(index(&listed, "idx_created_ttl").get("expireAfterSeconds")),
+        Some(3600.0)
+    );
 
     // A second call sends only listIndexes and changes nothing.
     let (client, log) = counting_client().await;
@@ -73,19 +91,36 @@ async fn ensure_indexes_creates_every_kind_and_is_idempotent() {
 #[tokio::test]
 async fn a_same_name_index_with_another_definition_is_a_clear_error() {
     let t = TestDb::new("conflict").await;
-    ensure_indexes(&t.db, "things", &[IndexSpec::new("idx_x", doc! { "x": 1 }).sparse()])
-        .await
-        .unwrap();
-    let err = ensure_indexes(&t.db, "things", &[IndexSpec::new("idx_x", doc! { "x": 1 }).unique()])
-        .await
-        .unwrap_err();
+    ensure_indexes(
+        &t.db,
+        "things",
+        &[IndexSpec::new("idx_x", doc! { "x": 1 }).sparse()],
+    )
+    .await
+    .unwrap();
+    let err = ensure_indexes(
+        &t.db,
+        "things",
+        &[IndexSpec::new("idx_x", doc! { "x": 1 }).unique()],
+    )
+    .await
+    .unwrap_err();
     let message = err.to_string();
-    assert!(matches!(&err, Error::IndexConflict { name, collection, .. } if name == "idx_x" && collection == "things"), "{message}");
-    assert!(message.contains("existing:") && message.contains("\"sparse\": true"), "{message}");
-    assert!(message.contains("requested:") && message.contains("\"unique\": true"), "{message}");
+    assert!(
+        matches!(&err, Error::IndexConflict { name, collection, .. } if name == "idx_x" && collection == "things"),
+        "{message}"
+    );
+    assert!(
+        message.contains("existing:") && message.contains("\"sparse\": true"),
+        "{message}"
+    );
+    assert!(
+        message.contains("requested:") && message.contains("\"unique\": true"),
+        "{message}"
+    );
     // Nothing changed on the server.
     let listed = list_indexes(&t.db, "things", None).await.unwrap();
-    assert_eq!(index(&listed, "idx_x").get_bool("sparse").unwrap(), true);
+    assert_eq!(index(&listed, "idx_x").get_bool("sparse").ok(), Some(true));
     assert!(index(&listed, "idx_x").get("unique").is_none());
 }
 
@@ -94,7 +129,9 @@ async fn a_missing_index_is_added_next_to_existing_ones() {
     let t = TestDb::new("addindex").await;
     let a = IndexSpec::new("idx_a", doc! { "a": 1 });
     let b = IndexSpec::new("idx_b", doc! { "b": -1 });
-    ensure_indexes(&t.db, "things", std::slice::from_ref(&a)).await.unwrap();
+    ensure_indexes(&t.db, "things", std::slice::from_ref(&a))
+        .await
+        .unwrap();
     let report = ensure_indexes(&t.db, "things", &[a, b]).await.unwrap();
     assert_eq!(report.created, ["idx_b"]);
     assert_eq!(report.unchanged, ["idx_a"]);
@@ -108,7 +145,9 @@ async fn a_text_index_with_language_options() {
     let spec = IndexSpec::new("idx_text", doc! { "title": "text", "body": "text" })
         .default_language("english")
         .language_override("none");
-    let report = ensure_indexes(&t.db, "articles", std::slice::from_ref(&spec)).await.unwrap();
+    let report = ensure_indexes(&t.db, "articles", std::slice::from_ref(&spec))
+        .await
+        .unwrap();
     assert_eq!(report.created, ["idx_text"]);
     let listed = list_indexes(&t.db, "articles", None).await.unwrap();
     let text = index(&listed, "idx_text");
@@ -116,7 +155,11 @@ async fn a_text_index_with_language_options() {
     assert_eq!(text.get_str("language_override").unwrap(), "none");
     assert!(text.get_document("weights").unwrap().contains_key("title"));
     let again = ensure_indexes(&t.db, "articles", &[spec]).await.unwrap();
-    assert_eq!(again.unchanged, ["idx_text"], "the stored text index compares equal to the spec");
+    assert_eq!(
+        again.unchanged,
+        ["idx_text"],
+        "the stored text index compares equal to the spec"
+    );
 }
 
 fn schema(required: &[&str]) -> Document {
@@ -126,31 +169,65 @@ fn schema(required: &[&str]) -> Document {
 #[tokio::test]
 async fn ensure_validator_creates_then_leaves_then_updates() {
     let t = TestDb::new("validator").await;
-    let outcome = ensure_validator(&t.db, "events", schema(&["event_id"]), ValidationLevel::Moderate, ValidationAction::Warn)
-        .await
-        .unwrap();
+    let outcome = ensure_validator(
+        &t.db,
+        "events",
+        schema(&["event_id"]),
+        ValidationLevel::Moderate,
+        ValidationAction::Warn,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, Outcome::Created);
-    let options = collection_info(&t.db, "events", None).await.unwrap().unwrap();
+    let options = collection_info(&t.db, "events", None)
+        .await
+        .unwrap()
+        .unwrap();
     let options = options.get_document("options").unwrap();
-    assert_eq!(options.get_document("validator").unwrap(), &schema(&["event_id"]));
+    assert_eq!(
+        options.get_document("validator").unwrap(),
+        &schema(&["event_id"])
+    );
     assert_eq!(options.get_str("validationLevel").unwrap(), "moderate");
     assert_eq!(options.get_str("validationAction").unwrap(), "warn");
 
     let (client, log) = counting_client().await;
     let db = client.database(t.name());
-    let outcome = ensure_validator(&db, "events", schema(&["event_id"]), ValidationLevel::Moderate, ValidationAction::Warn)
-        .await
-        .unwrap();
+    let outcome = ensure_validator(
+        &db,
+        "events",
+        schema(&["event_id"]),
+        ValidationLevel::Moderate,
+        ValidationAction::Warn,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, Outcome::Unchanged);
-    assert_eq!(log.names(), ["listCollections"], "no collMod when nothing changes");
+    assert_eq!(
+        log.names(),
+        ["listCollections"],
+        "no collMod when nothing changes"
+    );
 
-    let outcome = ensure_validator(&t.db, "events", schema(&["event_id", "timestamp"]), ValidationLevel::Strict, ValidationAction::Error)
-        .await
-        .unwrap();
+    let outcome = ensure_validator(
+        &t.db,
+        "events",
+        schema(&["event_id", "timestamp"]),
+        ValidationLevel::Strict,
+        ValidationAction::Error,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, Outcome::Updated);
-    let options = collection_info(&t.db, "events", None).await.unwrap().unwrap();
+    let options = collection_info(&t.db, "events", None)
+        .await
+        .unwrap()
+        .unwrap();
     let options = options.get_document("options").unwrap();
-    assert_eq!(options.get_document("validator").unwrap(), &schema(&["event_id", "timestamp"]));
+    assert_eq!(
+        options.get_document("validator").unwrap(),
+        &schema(&["event_id", "timestamp"])
+    );
     assert_eq!(options.get_str("validationLevel").unwrap(), "strict");
     assert_eq!(options.get_str("validationAction").unwrap(), "error");
 }
@@ -158,22 +235,48 @@ async fn ensure_validator_creates_then_leaves_then_updates() {
 #[tokio::test]
 async fn ensure_validator_on_an_existing_collection_uses_collmod_and_keeps_its_documents() {
     let t = TestDb::new("collmod").await;
-    t.db.collection::<Document>("events").insert_one(doc! { "_id": 1 }).await.unwrap();
-    let outcome = ensure_validator(&t.db, "events", schema(&["a"]), ValidationLevel::Moderate, ValidationAction::Warn)
+    t.db.collection::<Document>("events")
+        .insert_one(doc! { "_id": 1 })
         .await
         .unwrap();
+    let outcome = ensure_validator(
+        &t.db,
+        "events",
+        schema(&["a"]),
+        ValidationLevel::Moderate,
+        ValidationAction::Warn,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, Outcome::Updated);
-    assert_eq!(t.db.collection::<Document>("events").count_documents(doc! {}).await.unwrap(), 1);
+    assert_eq!(
+        t.db.collection::<Document>("events")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn ensure_collection_creates_with_options_once() {
     let t = TestDb::new("create").await;
     let options = doc! { "capped": true, "size": 1_048_576 };
-    assert_eq!(ensure_collection(&t.db, "audit", options.clone()).await.unwrap(), Outcome::Created);
-    assert_eq!(ensure_collection(&t.db, "audit", options).await.unwrap(), Outcome::Unchanged);
-    let info = collection_info(&t.db, "audit", None).await.unwrap().unwrap();
+    assert_eq!(
+        ensure_collection(&t.db, "audit", options.clone())
+            .await
+            .unwrap(),
+        Outcome::Created
+    );
+    assert_eq!(
+        ensure_collection(&t.db, "audit", options).await.unwrap(),
+        Outcome::Unchanged
+    );
+    let info = collection_info(&t.db, "audit", None)
+        .await
+        .unwrap()
+        .unwrap();
     let stored = info.get_document("options").unwrap();
-    assert_eq!(stored.get_bool("capped").unwrap(), true);
+    assert_eq!(stored.get_bool("capped").ok(), Some(true));
     assert_eq!(number(stored.get("size")), Some(1_048_576.0));
 }
