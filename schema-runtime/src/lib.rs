@@ -58,9 +58,18 @@ pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
 
 /// Registers an `async fn` as a migration.
 ///
-/// ```ignore
+/// ```
+/// use schema_runtime::bson::doc;
+/// use schema_runtime::{IndexSpec, MigrationContext, MigrationResult, migration};
+///
 /// #[migration(id = "0003", description = "Create replay indexes")]
-/// async fn replay_indexes(ctx: &mut MigrationContext) -> MigrationResult { ... }
+/// async fn replay_indexes(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.ensure_indexes("replay_sessions", &[
+///         IndexSpec::new("idx_replay_session_id", doc! { "session_id": 1 }).unique(),
+///     ]).await?;
+///     Ok(())
+/// }
+/// # fn main() {}
 /// ```
 ///
 /// Keys:
