@@ -16,6 +16,7 @@ pub struct Attr {
     pub description: Option<LitStr>,
     pub group: Option<LitStr>,
     pub krate: Option<syn::Path>,
+    pub transaction: bool,
     /// Keys that were written, usable or not: a key given with a bad value is not "missing".
     pub written: Vec<String>,
 }
@@ -35,6 +36,7 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
         description: None,
         group: None,
         krate: None,
+        transaction: false,
         written: Vec::new(),
     };
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
@@ -70,6 +72,11 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
         }
         seen.push(key.clone());
         attr.written.push(key.clone());
+        // #[migration(transaction)]
+        if key == symbol::TRANSACTION && matches!(meta, Meta::Path(_)) {
+            attr.transaction = true;
+            continue;
+        }
         let value = match &meta {
             Meta::NameValue(nv) => &nv.value,
             _ => {
@@ -86,6 +93,16 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
             }
             // #[migration(group = "analytics")]
             symbol::GROUP => attr.group = string_value(cx, &key, value, "\"analytics\""),
+            // #[migration(transaction = true)]
+            symbol::TRANSACTION => match value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => attr.transaction = b.value,
+                other => cx.error_spanned_by(
+                    other,
+                    "`transaction` is `true` or `false`, or write just `transaction`",
+                ),
+            },
             // #[migration(crate = my_facade::schema_runtime)]
             symbol::CRATE => match value {
                 Expr::Path(p) if p.qself.is_none() => attr.krate = Some(p.path.clone()),

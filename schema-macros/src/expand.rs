@@ -17,6 +17,7 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
         group_span,
         krate,
         checksum,
+        transaction,
     } = model;
     let name = &func.sig.ident;
     let name_text = name.to_string();
@@ -67,6 +68,7 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
                         function: #name_text,
                         file: ::core::file!(),
                         line: #line,
+                        transaction: #transaction,
                     },
                     __schema_migration_run,
                 )

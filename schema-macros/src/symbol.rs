@@ -9,8 +9,11 @@ pub const GROUP: &str = "group";
 /// `#[migration(crate = my_facade::schema_runtime)]`
 pub const CRATE: &str = "crate";
 
+/// `#[migration(transaction)]` or `#[migration(transaction = true)]`
+pub const TRANSACTION: &str = "transaction";
+
 /// Every accepted key, for the "unknown key" message.
-pub const ALL: &[&str] = &[ID, DESCRIPTION, GROUP, CRATE];
+pub const ALL: &[&str] = &[ID, DESCRIPTION, GROUP, TRANSACTION, CRATE];
 
 /// The group a migration belongs to when the attribute names none.
 pub const DEFAULT_GROUP: &str = "default";

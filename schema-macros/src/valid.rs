@@ -18,6 +18,7 @@ pub struct Model {
     pub group_span: Span,
     pub krate: syn::Path,
     pub checksum: String,
+    pub transaction: bool,
 }
 
 pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
@@ -81,6 +82,7 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
         None => (symbol::DEFAULT_GROUP.to_owned(), Span::call_site()),
     };
 
+    let transaction = attr.transaction;
     let krate = attr
         .krate
         .unwrap_or_else(|| syn::parse_quote!(::schema_runtime));
@@ -104,6 +106,7 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
         group,
         group_span,
         krate,
+        transaction,
     })
 }
 

@@ -64,9 +64,19 @@ impl MigrationContext {
         self.migration.as_deref()
     }
 
-    /// The session of the transaction the migration runs in, if it runs in one.
+    /// The session of the transaction the migration runs in (`#[migration(transaction)]`), if it
+    /// runs in one. Pass it to every write that belongs to the transaction:
+    /// `collection.insert_one(doc).session(ctx.session().unwrap())`.
     pub fn session(&mut self) -> Option<&mut mongodb::ClientSession> {
         self.session.as_mut()
+    }
+
+    pub(crate) fn set_session(&mut self, session: mongodb::ClientSession) {
+        self.session = Some(session);
+    }
+
+    pub(crate) fn take_session(&mut self) -> Option<mongodb::ClientSession> {
+        self.session.take()
     }
 
     /// [`ensure_indexes`](crate::ensure_indexes) on this database; errors name this migration.

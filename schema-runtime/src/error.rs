@@ -118,6 +118,44 @@ pub enum Error {
         problem: String,
     },
 
+    /// This process lost the migration lock (its lease expired, for example because the process
+    /// was paused, and another process took it over, or renewing it kept failing). It stopped
+    /// and recorded nothing more.
+    #[error(
+        "this process lost the migration lock (fence {fence}){}: {reason}; it stopped without recording anything more. Another process holds the lock now; restart this one and it will find the schema up to date",
+        migration_suffix(.migration)
+    )]
+    LockLost {
+        /// The migration that was running, if any.
+        migration: Option<String>,
+        /// This process's fencing number.
+        fence: i64,
+        /// What happened.
+        reason: String,
+    },
+
+    /// Another process held the lock for longer than this process would wait.
+    #[error(
+        "gave up waiting for the migration lock after {waited:?}: {holder}. If that process is gone its lease expires by itself; raise the wait with `Migrator::max_wait` if migrations take longer"
+    )]
+    LockTimeout {
+        /// How long this process waited.
+        waited: std::time::Duration,
+        /// Who held it when this process gave up.
+        holder: String,
+    },
+
+    /// A migration asks for a transaction and the deployment cannot run one.
+    #[error(
+        "migration {id} ({description}) asks for a transaction, but the server is a standalone server, which has no transactions; nothing was run. Run it against a replica set or a sharded cluster, or drop `transaction` from its attribute"
+    )]
+    TransactionsUnsupported {
+        /// The migration.
+        id: String,
+        /// Its description.
+        description: String,
+    },
+
     /// A setting is invalid.
     #[error("invalid setting {setting}: {problem}")]
     Config {

@@ -25,12 +25,15 @@
 //!
 //! The modules, one concern each: [`registry`] (what this binary holds), [`store`] (the
 //! `schema_versions` records), [`plan`] (what is applied, pending, changed or unknown),
+//! [`lock`] (the lease lock with fencing), [`deployment`] (what `hello` says),
 //! [`migrator`] (applying), [`indexes`] and [`collection`] (idempotent helpers), [`error`].
 
 pub mod collection;
 pub mod context;
+pub mod deployment;
 pub mod error;
 pub mod indexes;
+pub mod lock;
 pub mod migrator;
 pub mod plan;
 pub mod redact;
@@ -45,8 +48,10 @@ pub use collection::{
     Outcome, ValidationAction, ValidationLevel, ensure_collection, ensure_validator,
 };
 pub use context::MigrationContext;
+pub use deployment::Deployment;
 pub use error::{BoxError, Error, Result};
 pub use indexes::{IndexReport, IndexSpec, ensure_indexes};
+pub use lock::{LeaseLock, LockHolder};
 pub use migrator::{AppliedMigration, ChecksumPolicy, Migrator, Report, Warning};
 pub use plan::{ChecksumStatus, EntryState, Plan, PlanEntry};
 pub use registry::{Migration, Registry};

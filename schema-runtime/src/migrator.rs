@@ -1,4 +1,5 @@
-//! `Migrator`: applies the pending migrations of one group to one database at start-up.
+//! `Migrator`: applies the pending migrations of one group to one database at start-up, with the
+//! lock, so that of many processes starting at once each migration runs exactly once.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -10,10 +11,12 @@ use schema_id::MigrationId;
 use tracing::Instrument;
 
 use crate::context::MigrationContext;
+use crate::deployment::Deployment;
 use crate::error::{Error, Result};
+use crate::lock::{Lease, LeaseLock};
 use crate::plan::{Plan, PlanEntry};
 use crate::registry::Registry;
-use crate::store::{DEFAULT_COLLECTION, VersionStore};
+use crate::store::{DEFAULT_COLLECTION, MigrationRecord, VersionStore};
 
 /// What to do when an applied migration's code changed since it ran (its checksum differs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,6 +60,11 @@ pub enum Warning {
         /// The highest id applied before it.
         highest_applied: MigrationId,
     },
+    /// The lock could not be released after the run; its lease expires by itself.
+    LockNotReleased {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -87,6 +95,10 @@ impl fmt::Display for Warning {
                 f,
                 "migration {id} was applied after {highest_applied}, out of order, as allowed"
             ),
+            Warning::LockNotReleased { reason } => write!(
+                f,
+                "the migration lock was not released ({reason}); its lease expires by itself"
+            ),
         }
     }
 }
@@ -113,17 +125,28 @@ pub struct AppliedMigration {
 pub struct Report {
     /// Migrations applied by this call, in order.
     pub applied: Vec<AppliedMigration>,
-    /// Migrations that were already applied.
+    /// Migrations that were already applied (by an earlier start or by another process).
     pub already_applied: Vec<MigrationId>,
     /// Things to know that did not stop the run.
     pub warnings: Vec<Warning>,
+    /// Whether this call took the lock (false when nothing was pending, or when another process
+    /// applied everything while this one waited).
+    pub took_lock: bool,
+    /// How long this call waited for another process's lock.
+    pub waited: Duration,
 }
 
 /// Applies the migrations of one group to one database.
 ///
 /// ```no_run
 /// # async fn start(database: mongodb::Database) -> schema_runtime::Result<()> {
-/// let report = schema_runtime::Migrator::new(database).apply_all().await?;
+/// use std::time::Duration;
+///
+/// let report = schema_runtime::Migrator::new(database)
+///     .lease(Duration::from_secs(30))
+///     .max_wait(Duration::from_secs(300))
+///     .apply_all()
+///     .await?;
 /// for applied in &report.applied {
 ///     println!("applied {} in {:?}", applied.id, applied.duration);
 /// }
@@ -136,6 +159,24 @@ pub struct Migrator {
     collection: String,
     checksum_policy: ChecksumPolicy,
     allow_out_of_order: bool,
+    lease: Duration,
+    max_wait: Duration,
+    startup_attempts: u32,
+    retry_delay: Duration,
+}
+
+/// Defaults of the lock and start-up settings.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// How long a lease lasts without renewal.
+    pub const LEASE: Duration = Duration::from_secs(30);
+    /// How long a process waits for another one's lock before giving up.
+    pub const MAX_WAIT: Duration = Duration::from_secs(300);
+    /// How many times the first read is tried when the server cannot be reached.
+    pub const STARTUP_ATTEMPTS: u32 = 3;
+    /// The pause before the second try of the first read (doubled for each further one).
+    pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 }
 
 impl Migrator {
@@ -147,6 +188,10 @@ impl Migrator {
             collection: DEFAULT_COLLECTION.to_owned(),
             checksum_policy: ChecksumPolicy::default(),
             allow_out_of_order: false,
+            lease: defaults::LEASE,
+            max_wait: defaults::MAX_WAIT,
+            startup_attempts: defaults::STARTUP_ATTEMPTS,
+            retry_delay: defaults::RETRY_DELAY,
         }
     }
 
@@ -156,7 +201,7 @@ impl Migrator {
         self
     }
 
-    /// Records in collection `name` instead of `schema_versions`.
+    /// Records in collection `name` instead of `schema_versions` (the lock lives in `name_lock`).
     pub fn versions_collection(mut self, name: impl Into<String>) -> Self {
         self.collection = name.into();
         self
@@ -174,6 +219,29 @@ impl Migrator {
         self
     }
 
+    /// How long the lock's lease lasts without renewal (renewed every third of it). A process
+    /// that dies holding the lock delays the others by at most this much. Default 30 s.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(300));
+        self
+    }
+
+    /// How long a process waits for another process's lock before [`Error::LockTimeout`].
+    /// Default 5 minutes.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// How many times the first read is tried while the server cannot be reached (each try
+    /// waits up to the client's server selection timeout), with a pause of `delay`, doubled
+    /// each time, in between. Default 3 tries, 1 s.
+    pub fn startup_retries(mut self, attempts: u32, delay: Duration) -> Self {
+        self.startup_attempts = attempts.max(1);
+        self.retry_delay = delay;
+        self
+    }
+
     /// The database.
     pub fn database(&self) -> &Database {
         &self.database
@@ -184,6 +252,11 @@ impl Migrator {
         VersionStore::new(&self.database, &self.collection)
     }
 
+    /// The lock.
+    pub fn lock(&self) -> LeaseLock {
+        LeaseLock::new(&self.database, &self.collection, self.lease)
+    }
+
     /// The group's registry.
     pub fn registry(&self) -> Result<Registry> {
         Registry::group(&self.group)
@@ -192,17 +265,24 @@ impl Migrator {
     /// Reads the records (one command) and compares them with the registry. Writes nothing.
     pub async fn plan(&self) -> Result<Plan> {
         let registry = self.registry()?;
-        let records = self.store().load().await?;
+        let records = self.load_with_retries(&self.store()).await?;
         Ok(Plan::new(&registry, records))
     }
 
     /// Applies every pending migration in id order and returns what it did.
     ///
-    /// When nothing is pending this sends one command (the read of `schema_versions`). Otherwise
-    /// each migration is recorded as running, run, and recorded as applied only after its
-    /// function returned `Ok`; an error or panic is recorded as failed with its text, stops the
-    /// run, and is returned naming the migration. Out-of-order migrations and (with
-    /// [`ChecksumPolicy::Fail`]) changed ones are refused before anything runs.
+    /// - Nothing pending (the common case): one command, the read of `schema_versions`, and no
+    ///   lock.
+    /// - Otherwise: takes the lock, or waits (bounded, with jittered back-off) for the process
+    ///   that holds it, re-reading the records, until nothing is pending or the lock is free.
+    ///   Under the lock it reads the records again and applies what is still pending. Each
+    ///   migration is recorded as running, run, and recorded as applied only after its
+    ///   function returned `Ok`; an error or panic is recorded as failed with its text, stops
+    ///   the run, and is returned naming the migration.
+    /// - Out-of-order migrations, changed ones (with [`ChecksumPolicy::Fail`]) and transactional
+    ///   ones on a standalone server are refused before anything runs.
+    ///
+    /// No process returns `Ok` from here before every migration of its registry is applied.
     pub async fn apply_all(&self) -> Result<Report> {
         let span = tracing::info_span!(
             "apply_all",
@@ -213,20 +293,92 @@ impl Migrator {
     }
 
     async fn apply_all_inner(&self) -> Result<Report> {
-        let plan = self.plan().await?;
-        let mut report = Report::default();
-        self.check(&plan, &mut report)?;
-        report.already_applied = plan
-            .entries
-            .iter()
-            .filter(|e| !e.is_pending())
-            .map(|e| e.id.clone())
-            .collect();
+        let registry = self.registry()?;
+        let store = self.store();
+        let plan = Plan::new(&registry, self.load_with_retries(&store).await?);
+        let report = self.check(&plan)?;
         if !plan.has_pending() {
             tracing::debug!(applied = report.already_applied.len(), "nothing pending");
             return Ok(report);
         }
-        let store = self.store();
+
+        let lock = self.lock();
+        let waiting = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        let lease = loop {
+            if let Some(lease) = lock.try_acquire().await? {
+                break lease;
+            }
+            if waiting.elapsed() >= self.max_wait {
+                let holder = match lock.holder().await {
+                    Ok(Some(h)) => format!("it is held by {} (fence {})", h.owner, h.fence),
+                    Ok(None) => "it was just released".to_owned(),
+                    Err(e) => format!("its holder could not be read: {e}"),
+                };
+                return Err(Error::LockTimeout {
+                    waited: waiting.elapsed(),
+                    holder,
+                });
+            }
+            // Jitter spreads the retries of many processes started together.
+            let pause = delay.mul_f64(0.5 + fastrand::f64());
+            tracing::debug!(
+                ?pause,
+                "the migration lock is held by another process; waiting"
+            );
+            tokio::time::sleep(pause).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+            let plan = Plan::new(&registry, store.load().await?);
+            if !plan.has_pending() {
+                let mut report = self.check(&plan)?;
+                report.waited = waiting.elapsed();
+                tracing::info!(waited = ?report.waited, "another process applied the pending migrations");
+                return Ok(report);
+            }
+        };
+        let waited = waiting.elapsed();
+
+        let outcome = AssertUnwindSafe(self.apply_locked(&registry, &store, &lease))
+            .catch_unwind()
+            .await;
+        let released = lease.release().await;
+        match outcome {
+            Ok(Ok(mut report)) => {
+                report.took_lock = true;
+                report.waited = waited;
+                if let Err(e) = released {
+                    let warning = Warning::LockNotReleased {
+                        reason: e.to_string(),
+                    };
+                    tracing::warn!("{warning}");
+                    report.warnings.push(warning);
+                }
+                Ok(report)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    async fn apply_locked(
+        &self,
+        registry: &Registry,
+        store: &VersionStore,
+        lease: &Lease,
+    ) -> Result<Report> {
+        // Another process may have applied some while this one waited: read again under the lock.
+        let plan = Plan::new(registry, store.load().await?);
+        let mut report = self.check(&plan)?;
+        if let Some(entry) = plan.pending().find(|e| e.migration.transaction())
+            && !Deployment::detect(&self.database)
+                .await?
+                .supports_transactions()
+        {
+            return Err(Error::TransactionsUnsupported {
+                id: entry.id.to_string(),
+                description: entry.migration.description().to_owned(),
+            });
+        }
         for entry in plan.pending() {
             if let Some(highest) = &plan.highest_applied
                 && &entry.id < highest
@@ -236,13 +388,23 @@ impl Migrator {
                     highest_applied: highest.clone(),
                 });
             }
-            let applied = self.apply_one(&store, entry).await?;
+            let applied = self.apply_one(store, lease, entry).await?;
             report.applied.push(applied);
         }
         Ok(report)
     }
 
-    fn check(&self, plan: &Plan, report: &mut Report) -> Result<()> {
+    /// The report of a plan's state, or the error that refuses it.
+    fn check(&self, plan: &Plan) -> Result<Report> {
+        let mut report = Report {
+            already_applied: plan
+                .entries
+                .iter()
+                .filter(|e| !e.is_pending())
+                .map(|e| e.id.clone())
+                .collect(),
+            ..Report::default()
+        };
         for (entry, recorded) in plan.changed() {
             match self.checksum_policy {
                 ChecksumPolicy::Fail => {
@@ -283,55 +445,197 @@ impl Migrator {
             tracing::info!("{warning}");
             report.warnings.push(warning);
         }
-        Ok(())
+        Ok(report)
     }
 
-    async fn apply_one(&self, store: &VersionStore, entry: &PlanEntry) -> Result<AppliedMigration> {
-        let migration = entry.migration;
-        let key = entry.record_key();
+    async fn load_with_retries(&self, store: &VersionStore) -> Result<Vec<MigrationRecord>> {
+        let mut delay = self.retry_delay;
+        let mut attempt = 1;
+        loop {
+            match store.load().await {
+                Err(Error::Database {
+                    operation,
+                    migration,
+                    source,
+                }) if is_unreachable(&source) => {
+                    if attempt >= self.startup_attempts {
+                        return Err(Error::Database {
+                            operation: format!(
+                                "{operation} (the server could not be reached in {attempt} attempts)"
+                            ),
+                            migration,
+                            source,
+                        });
+                    }
+                    tracing::warn!(
+                        attempt,
+                        error = %crate::redact::scrub(&source.to_string()),
+                        "the server cannot be reached; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn apply_one(
+        &self,
+        store: &VersionStore,
+        lease: &Lease,
+        entry: &PlanEntry,
+    ) -> Result<AppliedMigration> {
         let span = tracing::info_span!(
             "migration",
             id = %entry.id,
-            description = migration.description(),
+            description = entry.migration.description(),
         );
-        async {
-            let attempt = store.start(&key, migration).await?;
-            tracing::info!(attempt, "applying");
-            let mut context =
-                MigrationContext::for_migration(self.database.clone(), entry.id.as_str());
-            let started = Instant::now();
-            let outcome = AssertUnwindSafe(migration.run(&mut context))
-                .catch_unwind()
-                .await;
-            let duration = started.elapsed();
-            let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-            let (message, source) = match outcome {
-                Ok(Ok(())) => {
-                    store.finish_applied(&key, duration_ms).await?;
-                    tracing::info!(duration_ms, "applied");
-                    return Ok(AppliedMigration {
-                        id: entry.id.clone(),
-                        description: migration.description(),
-                        duration,
-                        attempt,
-                    });
-                }
-                Ok(Err(error)) => (crate::redact::scrub(&error.to_string()), Some(error)),
-                Err(panic) => (format!("panicked: {}", panic_message(&panic)), None),
-            };
-            tracing::error!(duration_ms, error = %message, "failed");
-            store.finish_failed(&key, duration_ms, &message).await?;
-            Err(Error::MigrationFailed {
-                id: entry.id.to_string(),
-                description: migration.description().to_owned(),
-                attempt,
-                message,
-                source,
-            })
-        }
-        .instrument(span)
-        .await
+        self.apply_one_inner(store, lease, entry)
+            .instrument(span)
+            .await
     }
+
+    async fn apply_one_inner(
+        &self,
+        store: &VersionStore,
+        lease: &Lease,
+        entry: &PlanEntry,
+    ) -> Result<AppliedMigration> {
+        let migration = entry.migration;
+        let id = entry.id.as_str();
+        let key = entry.record_key();
+        let fence = lease.fence();
+        let attempt = entry.record.as_ref().map_or(0, |r| r.attempts) + 1;
+        store.start(&key, migration, fence, attempt).await?;
+        // Between the check that found it pending and the start record, this process may have
+        // been paused past its lease: make sure it still holds the lock before running anything.
+        lease.verify(Some(id)).await?;
+        tracing::info!(attempt, transaction = migration.transaction(), "applying");
+
+        let mut context = MigrationContext::for_migration(self.database.clone(), id);
+        if migration.transaction() {
+            let mut session = self
+                .database
+                .client()
+                .start_session()
+                .await
+                .map_err(|e| Error::database("starting a session", Some(id), e))?;
+            session
+                .start_transaction()
+                .read_concern(mongodb::options::ReadConcern::majority())
+                .write_concern(mongodb::options::WriteConcern::majority())
+                .await
+                .map_err(|e| Error::database("starting a transaction", Some(id), e))?;
+            context.set_session(session);
+        }
+
+        let started = Instant::now();
+        let outcome = {
+            let run = AssertUnwindSafe(migration.run(&mut context)).catch_unwind();
+            tokio::select! {
+                outcome = run => Ok(outcome),
+                reason = lease.lost() => Err(reason),
+            }
+        };
+        let duration = started.elapsed();
+        let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let mut session = context.take_session();
+
+        let (message, source) = match outcome {
+            Err(reason) => {
+                // The migration was stopped where it was; its transaction (if any) is dropped
+                // and so aborted. Record the interruption if the record is still ours.
+                tracing::error!(%reason, "lost the migration lock; stopping");
+                let _ = store
+                    .finish_failed(&key, fence, duration_ms, &format!("interrupted: {reason}"))
+                    .await;
+                return Err(lease.lost_error(Some(id), reason));
+            }
+            Ok(Ok(Ok(()))) => {
+                match session.as_mut() {
+                    Some(session) => {
+                        self.commit(store, lease, session, &key, id, duration_ms)
+                            .await?
+                    }
+                    None => store.finish_applied(&key, fence, duration_ms).await?,
+                }
+                tracing::info!(duration_ms, "applied");
+                return Ok(AppliedMigration {
+                    id: entry.id.clone(),
+                    description: migration.description(),
+                    duration,
+                    attempt,
+                });
+            }
+            Ok(Ok(Err(error))) => (crate::redact::scrub(&error.to_string()), Some(error)),
+            Ok(Err(panic)) => (format!("panicked: {}", panic_message(&panic)), None),
+        };
+        if let Some(session) = session.as_mut() {
+            // Fails harmlessly when the migration already ended the transaction itself.
+            let _ = session.abort_transaction().await;
+        }
+        tracing::error!(duration_ms, error = %message, "failed");
+        store
+            .finish_failed(&key, fence, duration_ms, &message)
+            .await?;
+        Err(Error::MigrationFailed {
+            id: entry.id.to_string(),
+            description: migration.description().to_owned(),
+            attempt,
+            message,
+            source,
+        })
+    }
+
+    /// Records the migration as applied inside its own transaction, checks in the same
+    /// transaction that the lock is still ours, and commits: its writes and its record land
+    /// together or not at all.
+    async fn commit(
+        &self,
+        store: &VersionStore,
+        lease: &Lease,
+        session: &mut mongodb::ClientSession,
+        key: &str,
+        id: &str,
+        duration_ms: i64,
+    ) -> Result<()> {
+        let recorded = store
+            .finish_applied_in(session, key, lease.fence(), duration_ms)
+            .await;
+        let still_ours = match recorded {
+            Ok(()) => lease
+                .touch_in(session)
+                .await
+                .map_err(|e| Error::database("checking the lock in the transaction", Some(id), e)),
+            Err(e) => Err(e),
+        };
+        match still_ours {
+            Ok(true) => session
+                .commit_transaction()
+                .await
+                .map_err(|e| Error::database("committing the transaction", Some(id), e)),
+            Ok(false) => {
+                let _ = session.abort_transaction().await;
+                Err(lease.lost_error(Some(id), "the lease expired before the commit".into()))
+            }
+            Err(e) => {
+                let _ = session.abort_transaction().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn is_unreachable(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        error.kind.as_ref(),
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+    )
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -27,6 +27,7 @@ pub struct MigrationMeta {
     pub function: &'static str,
     pub file: &'static str,
     pub line: u32,
+    pub transaction: bool,
 }
 
 /// One registered migration.
@@ -62,6 +63,11 @@ impl Migration {
     /// Hex SHA-256 of the function body's tokens.
     pub fn checksum(&self) -> &'static str {
         self.meta.checksum
+    }
+
+    /// Whether it runs in a transaction (`#[migration(transaction)]`).
+    pub fn transaction(&self) -> bool {
+        self.meta.transaction
     }
 
     /// `module::function`, for messages.

@@ -6,16 +6,19 @@
 //! { _id: "0003", description: "...", state: "applied" | "running" | "failed",
 //!   checksum: "<hex sha-256 of the body's tokens>", function: "app::migrations::replay",
 //!   started_at: Date, finished_at: Date, applied_at: Date, duration_ms: 12,
-//!   host: "api-7f9c", pid: 4242, attempts: 1, last_error: "..." }
+//!   host: "api-7f9c", pid: 4242, attempts: 1, fence: 7, last_error: "..." }
 //! ```
 //!
 //! Documents written by the reference Python system hold only `_id` (such as
 //! `"0001_events_init"`), `description` and `applied_at`; they read as applied migrations whose
 //! id is the number before the first `_`. Times come from the server's clock (`$currentDate`).
+//!
+//! Every write is conditional on `fence`, the lock's fencing number (see [`lock`](crate::lock)):
+//! a process whose lease was taken over cannot record anything.
 
 use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
-use mongodb::options::{CollectionOptions, ReadConcern, ReturnDocument, WriteConcern};
+use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
 use schema_id::MigrationId;
 
@@ -183,8 +186,20 @@ impl VersionStore {
             .collect()
     }
 
-    /// Marks `migration` running under `key` before its function runs; returns the attempt number.
-    pub async fn start(&self, key: &str, migration: &Migration) -> Result<i64> {
+    /// Marks `migration` running under `key` as attempt `attempt`, before its function runs.
+    /// Only the holder of lock fence `fence` may: a record last written under a higher fence
+    /// makes this a [`Error::LockLost`].
+    pub async fn start(
+        &self,
+        key: &str,
+        migration: &Migration,
+        fence: i64,
+        attempt: i64,
+    ) -> Result<()> {
+        let filter = doc! {
+            "_id": key,
+            "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
+        };
         let update = doc! {
             "$set": {
                 "description": migration.description(),
@@ -193,46 +208,88 @@ impl VersionStore {
                 "function": migration.function(),
                 "host": host(),
                 "pid": i64::from(std::process::id()),
+                "fence": fence,
+                "attempts": attempt,
             },
             "$unset": { "finished_at": "", "duration_ms": "" },
             "$currentDate": { "started_at": true },
-            "$inc": { "attempts": 1 },
         };
-        let after = self
+        match self
             .collection
-            .find_one_and_update(doc! { "_id": key }, update)
+            .update_one(filter, update)
             .upsert(true)
-            .return_document(ReturnDocument::After)
-            .projection(doc! { "attempts": 1 })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if crate::lock::is_duplicate_key(&e) => Err(Error::LockLost {
+                migration: Some(key.to_owned()),
+                fence,
+                reason: "its record was written under a newer lock by another process".into(),
+            }),
+            Err(e) => Err(Error::database(
+                format!("recording the start in {}", self.name()),
+                Some(key),
+                e,
+            )),
+        }
+    }
+
+    /// Marks `key` applied; called only after its function returned `Ok`, by the holder of `fence`.
+    pub async fn finish_applied(&self, key: &str, fence: i64, duration_ms: i64) -> Result<()> {
+        let result = self
+            .collection
+            .update_one(
+                doc! { "_id": key, "fence": fence },
+                applied_update(duration_ms),
+            )
             .await
             .map_err(|e| {
                 Error::database(
-                    format!("recording the start in {}", self.name()),
+                    format!("recording it as applied in {}", self.name()),
                     Some(key),
                     e,
                 )
             })?;
-        Ok(after
-            .and_then(|d| match d.get("attempts") {
-                Some(Bson::Int32(n)) => Some(i64::from(*n)),
-                Some(Bson::Int64(n)) => Some(*n),
-                _ => None,
-            })
-            .unwrap_or(1))
+        fenced(result.matched_count, key, fence)
     }
 
-    /// Marks `key` applied; called only after its function returned `Ok`.
-    pub async fn finish_applied(&self, key: &str, duration_ms: i64) -> Result<()> {
-        let update = doc! {
-            "$set": { "state": RecordState::Applied.as_str(), "duration_ms": duration_ms },
-            "$unset": { "last_error": "" },
-            "$currentDate": { "finished_at": true, "applied_at": true },
-        };
-        self.update(key, update, "recording it as applied").await
+    /// Like [`VersionStore::finish_applied`], inside `session`'s transaction.
+    pub async fn finish_applied_in(
+        &self,
+        session: &mut mongodb::ClientSession,
+        key: &str,
+        fence: i64,
+        duration_ms: i64,
+    ) -> Result<()> {
+        let result = self
+            .collection
+            .update_one(
+                doc! { "_id": key, "fence": fence },
+                applied_update(duration_ms),
+            )
+            .session(session)
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!(
+                        "recording it as applied in {} (in its transaction)",
+                        self.name()
+                    ),
+                    Some(key),
+                    e,
+                )
+            })?;
+        fenced(result.matched_count, key, fence)
     }
 
-    /// Marks `key` failed with the error's text.
-    pub async fn finish_failed(&self, key: &str, duration_ms: i64, message: &str) -> Result<()> {
+    /// Marks `key` failed with the error's text, by the holder of `fence`.
+    pub async fn finish_failed(
+        &self,
+        key: &str,
+        fence: i64,
+        duration_ms: i64,
+        message: &str,
+    ) -> Result<()> {
         let update = doc! {
             "$set": {
                 "state": RecordState::Failed.as_str(),
@@ -241,28 +298,41 @@ impl VersionStore {
             },
             "$currentDate": { "finished_at": true },
         };
-        self.update(key, update, "recording the failure").await
-    }
-
-    async fn update(&self, key: &str, update: Document, what: &str) -> Result<()> {
         let result = self
             .collection
-            .update_one(doc! { "_id": key }, update)
+            .update_one(doc! { "_id": key, "fence": fence }, update)
             .await
-            .map_err(|e| Error::database(format!("{what} in {}", self.name()), Some(key), e))?;
-        if result.matched_count == 0 {
-            return Err(Error::BadRecord {
-                id: key.to_owned(),
-                collection: self.name().to_owned(),
-                problem: format!(
-                    "it disappeared while the migration ran, so {what} found nothing to update"
-                ),
-            });
-        }
-        Ok(())
+            .map_err(|e| {
+                Error::database(
+                    format!("recording the failure in {}", self.name()),
+                    Some(key),
+                    e,
+                )
+            })?;
+        fenced(result.matched_count, key, fence)
     }
 }
 
-fn host() -> String {
+fn applied_update(duration_ms: i64) -> Document {
+    doc! {
+        "$set": { "state": RecordState::Applied.as_str(), "duration_ms": duration_ms },
+        "$unset": { "last_error": "" },
+        "$currentDate": { "finished_at": true, "applied_at": true },
+    }
+}
+
+fn fenced(matched: u64, key: &str, fence: i64) -> Result<()> {
+    if matched == 1 {
+        Ok(())
+    } else {
+        Err(Error::LockLost {
+            migration: Some(key.to_owned()),
+            fence,
+            reason: "its record now belongs to a newer lock holder".into(),
+        })
+    }
+}
+
+pub(crate) fn host() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }

@@ -38,6 +38,47 @@ pub async fn client() -> Client {
     Client::with_options(options().await).expect("a client for MONGODB_URI")
 }
 
+/// A client that gives up selecting a server after `timeout`.
+pub async fn client_with_timeout(timeout: Duration) -> Client {
+    let mut options = options().await;
+    options.server_selection_timeout = Some(timeout);
+    Client::with_options(options).expect("a client for MONGODB_URI")
+}
+
+/// A client whose commands carry `app_name`, so that a `failCommand` fail point can be aimed at
+/// this client alone (`data.appName`) while other tests run.
+pub async fn client_named(app_name: &str) -> Client {
+    let mut options = options().await;
+    options.app_name = Some(app_name.to_owned());
+    Client::with_options(options).expect("a client for MONGODB_URI")
+}
+
+/// Arms the `failCommand` fail point for `commands` sent by clients named `app_name`, failing
+/// with error code 2 (BadValue, which no driver retries). `mode` is `{ "times": n }` or
+/// `"alwaysOn"`. The server must run with test commands enabled (the local server does).
+pub async fn fail_commands(client: &Client, app_name: &str, commands: &[&str], mode: bson::Bson) {
+    client
+        .database("admin")
+        .run_command(bson::doc! {
+            "configureFailPoint": "failCommand",
+            "mode": mode,
+            "data": { "failCommands": commands, "errorCode": 2, "appName": app_name },
+        })
+        .await
+        .expect(
+            "configureFailPoint: start the server with test commands enabled (scripts/test does)",
+        );
+}
+
+/// Turns the `failCommand` fail point off.
+pub async fn fail_commands_off(client: &Client) {
+    client
+        .database("admin")
+        .run_command(bson::doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .await
+        .expect("configureFailPoint off");
+}
+
 /// The names of the commands a [`counting_client`] sent, in order.
 #[derive(Clone, Default)]
 pub struct CommandLog {
@@ -211,5 +252,73 @@ pub async fn set_flag(db: &Database, flag: &str, on: bool) {
             .delete_one(bson::doc! { "_id": flag })
             .await
             .unwrap();
+    }
+}
+
+/// A local SecantusDB server of a test's own, started from the project's `.venv` (which
+/// `scripts/with-local-server` installs) with extra flags, stopped when dropped.
+pub struct LocalServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl LocalServer {
+    /// Starts one with `args` (such as `--standalone`) on a free loopback port.
+    pub fn start(args: &[&str]) -> LocalServer {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let server = root.join(".venv/bin/secantusd-py");
+        assert!(
+            server.exists(),
+            "{} is missing: run the tests with scripts/test, which installs the local server",
+            server.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(server)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+                ":memory:",
+                "--log-level",
+                "WARNING",
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the local server");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the local server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        LocalServer { child, port }
+    }
+
+    /// A client of it.
+    pub async fn client(&self) -> Client {
+        let uri = format!(
+            "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=10000",
+            self.port
+        );
+        Client::with_uri_str(uri)
+            .await
+            .expect("a client of the local server")
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -76,7 +76,7 @@ async fn applies_in_order_records_everything_and_then_does_nothing() {
         assert!(matches!(r.get("duration_ms"), Some(Bson::Int64(_))));
         assert!(!r.get_str("host").unwrap().is_empty());
         assert_eq!(r.get_i64("pid").unwrap(), i64::from(std::process::id()));
-        assert_eq!(r.get_i32("attempts").unwrap(), 1);
+        assert_eq!(r.get_i64("attempts").unwrap(), 1);
         assert!(r.get("last_error").is_none());
     }
     assert_eq!(documents(&t.db, "schema_versions").await.len(), 3);
@@ -270,7 +270,7 @@ async fn an_error_is_recorded_stops_the_run_and_is_retried_next_start() {
         second.get_str("last_error").unwrap(),
         "the payments collection is locked"
     );
-    assert_eq!(second.get_i32("attempts").unwrap(), 1);
+    assert_eq!(second.get_i64("attempts").unwrap(), 1);
     assert!(
         record(&t.db, "0003").await.is_none(),
         "nothing after the failure ran"
@@ -295,7 +295,7 @@ async fn an_error_is_recorded_stops_the_run_and_is_retried_next_start() {
     assert_eq!(applied, [("0002", 3), ("0003", 1)]);
     let second = record(&t.db, "0002").await.unwrap();
     assert_eq!(second.get_str("state").unwrap(), "applied");
-    assert_eq!(second.get_i32("attempts").unwrap(), 3);
+    assert_eq!(second.get_i64("attempts").unwrap(), 3);
     assert!(second.get("last_error").is_none());
     assert_eq!(count(&t.db, "failing_first").await, 1);
     assert_eq!(count(&t.db, "failing_second").await, 3);

@@ -1,0 +1,98 @@
+//! A service process for the multi-process tests and the benchmark: it applies group `proc`
+//! (20 migrations, each adding one to its own counter document) or a `bulk*` group to the
+//! database it is given, like an API or worker process at start-up.
+//!
+//! Output, on success: `ok applied=N already=M recorded=R took_lock=B waited_ms=W` where
+//! `recorded` is the number of applied records read right after `apply_all` returned.
+//! On failure: the error on stderr, exit code 2 when the process lost its lock, 1 otherwise.
+//!
+//! `PAUSE_AT=0005 PAUSE_DIR=/tmp/x`: migration 0005 writes `PAUSE_DIR/reached-<pid>` and waits
+//! until `PAUSE_DIR/go` exists before doing its work.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bson::doc;
+use clap::Parser;
+use schema_runtime::{Error, MigrationContext, MigrationResult, Migrator};
+
+include!(concat!(env!("OUT_DIR"), "/proc.rs"));
+include!(concat!(env!("OUT_DIR"), "/bulk.rs"));
+
+async fn step(ctx: &mut MigrationContext, id: &str) -> MigrationResult {
+    if std::env::var("PAUSE_AT").ok().as_deref() == Some(id) {
+        let dir = PathBuf::from(std::env::var("PAUSE_DIR").expect("PAUSE_DIR with PAUSE_AT"));
+        std::fs::write(dir.join(format!("reached-{}", std::process::id())), id)?;
+        while !dir.join("go").exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    schema_tests::bump(ctx.database(), &format!("m{id}")).await?;
+    Ok(())
+}
+
+#[derive(Parser)]
+struct Args {
+    /// The database.
+    #[arg(long)]
+    db: String,
+    /// The group to apply.
+    #[arg(long, default_value = "proc")]
+    group: String,
+    /// The lock's lease, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    lease_ms: u64,
+    /// How long to wait for another process's lock, in milliseconds.
+    #[arg(long, default_value_t = 120_000)]
+    max_wait_ms: u64,
+    /// Tries of the first read while the server cannot be reached.
+    #[arg(long, default_value_t = 3)]
+    startup_attempts: u32,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let client = schema_tests::client_with_timeout(Duration::from_millis(
+        std::env::var("SERVER_SELECTION_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+    ))
+    .await;
+    let db = client.database(&args.db);
+    let migrator = Migrator::new(db.clone())
+        .group(args.group.clone())
+        .lease(Duration::from_millis(args.lease_ms))
+        .max_wait(Duration::from_millis(args.max_wait_ms))
+        .startup_retries(args.startup_attempts, Duration::from_millis(200));
+    match migrator.apply_all().await {
+        Ok(report) => {
+            let recorded = db
+                .collection::<bson::Document>("schema_versions")
+                .count_documents(doc! { "state": "applied" })
+                .await
+                .unwrap_or(u64::MAX);
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={}",
+                report.applied.len(),
+                report.already_applied.len(),
+                report.took_lock,
+                report.waited.as_millis()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            if matches!(error, Error::LockLost { .. }) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Many processes, one database: real OS processes (the `worker` binary) against the real server.
+//! Storm, crash (kill -9 of the lock holder), pause (SIGSTOP past the lease), unreachable server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bson::{Document, doc};
+use schema_tests::{TestDb, count, documents};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+
+fn worker(db: &str, lease_ms: u64) -> Command {
+    let mut command = Command::new(WORKER);
+    command
+        .args(["--db", db, "--lease-ms", &lease_ms.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().expect("the worker runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn pause_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("schema-pause-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Waits until the paused worker `pid` wrote its `reached` file.
+fn wait_reached(dir: &Path, pid: u32) {
+    let file = dir.join(format!("reached-{pid}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "worker {pid} never reached its pause"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+async fn records(db: &mongodb::Database) -> Vec<Document> {
+    documents(db, "schema_versions").await
+}
+
+/// Every one of the 20 migrations recorded applied once, and each counter exactly `1`.
+async fn assert_all_applied_once(db: &mongodb::Database) {
+    let records = records(db).await;
+    assert_eq!(records.len(), 20, "{records:?}");
+    for (i, record) in records.iter().enumerate() {
+        let id = format!("{:04}", i + 1);
+        assert_eq!(record.get_str("_id").unwrap(), id);
+        assert_eq!(record.get_str("state").unwrap(), "applied", "{record:?}");
+        assert_eq!(
+            count(db, &format!("m{id}")).await,
+            1,
+            "migration {id} ran once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storm_16_processes_apply_each_migration_exactly_once() {
+    let t = TestDb::new("storm").await;
+    let children: Vec<Child> = (0..16)
+        .map(|_| worker(t.name(), 5_000).spawn().unwrap())
+        .collect();
+    let outputs: Vec<Output> = children.into_iter().map(finish).collect();
+    let mut holders = 0;
+    for output in &outputs {
+        let out = stdout(output);
+        assert!(
+            output.status.success(),
+            "a worker failed: {out} {}",
+            stderr(output)
+        );
+        // No process returned from start-up before all 20 were recorded.
+        assert!(out.contains("recorded=20"), "{out}");
+        if out.contains("took_lock=true") {
+            holders += 1;
+        }
+    }
+    println!("{holders} of 16 processes took the lock");
+    assert!(holders >= 1);
+    assert_all_applied_once(&t.db).await;
+    for record in records(&t.db).await {
+        assert_eq!(record.get_i64("attempts").unwrap(), 1, "{record:?}");
+    }
+    let lock = documents(&t.db, "schema_versions_lock").await;
+    assert_eq!(lock.len(), 1);
+    let said: Vec<String> = outputs
+        .iter()
+        .map(|o| format!("{}{}", stdout(o), stderr(o)))
+        .collect();
+    assert_eq!(
+        lock[0].get("owner"),
+        Some(&bson::Bson::Null),
+        "released: {lock:?} {said:#?}"
+    );
+}
+
+async fn crash_at(pause_at: &str) {
+    let t = TestDb::new(&format!("crash{pause_at}")).await;
+    let dir = pause_dir(&format!("crash{pause_at}"));
+    let holder = worker(t.name(), 1_000)
+        .env("PAUSE_AT", pause_at)
+        .env("PAUSE_DIR", &dir)
+        .spawn()
+        .unwrap();
+    wait_reached(&dir, holder.id());
+    signal(holder.id(), "-KILL");
+    let killed = finish(holder);
+    assert!(!killed.status.success());
+
+    let interrupted =
+        t.db.collection::<Document>("schema_versions")
+            .find_one(doc! { "_id": pause_at })
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        interrupted.get_str("state").unwrap(),
+        "running",
+        "it died mid-way"
+    );
+
+    // Another process takes over once the dead holder's lease expires.
+    let started = Instant::now();
+    let next = finish(worker(t.name(), 1_000).spawn().unwrap());
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert!(stdout(&next).contains("recorded=20"), "{}", stdout(&next));
+    println!("took over after {:?}", started.elapsed());
+
+    assert_all_applied_once(&t.db).await;
+    for record in records(&t.db).await {
+        let expected = if record.get_str("_id").unwrap() == pause_at {
+            2
+        } else {
+            1
+        };
+        assert_eq!(record.get_i64("attempts").unwrap(), expected, "{record:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_of_the_holder_at_the_first_migration() {
+    crash_at("0001").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_of_the_holder_in_the_middle() {
+    crash_at("0010").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_of_the_holder_at_the_last_migration() {
+    crash_at("0020").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_holder_that_resumes_records_nothing_and_stops_with_the_fencing_error() {
+    let t = TestDb::new("pause").await;
+    let dir = pause_dir("pause");
+    let paused = worker(t.name(), 1_000)
+        .env("PAUSE_AT", "0005")
+        .env("PAUSE_DIR", &dir)
+        .spawn()
+        .unwrap();
+    let paused_pid = paused.id();
+    wait_reached(&dir, paused_pid);
+    signal(paused_pid, "-STOP");
+
+    // Past its lease, another process takes over and finishes everything.
+    let other = finish(worker(t.name(), 1_000).spawn().unwrap());
+    assert!(other.status.success(), "{}", stderr(&other));
+    assert!(stdout(&other).contains("recorded=20"));
+    let before: Vec<Document> = records(&t.db).await;
+
+    // The paused one resumes: its migration goes on, but it can record nothing.
+    std::fs::write(dir.join("go"), "").unwrap();
+    signal(paused_pid, "-CONT");
+    let resumed = finish(paused);
+    assert_eq!(
+        resumed.status.code(),
+        Some(2),
+        "{} {}",
+        stdout(&resumed),
+        stderr(&resumed)
+    );
+    let message = stderr(&resumed);
+    assert!(
+        message.contains("lost the migration lock (fence 1)"),
+        "{message}"
+    );
+    assert!(message.contains("0005"), "{message}");
+
+    let after = records(&t.db).await;
+    assert_eq!(before, after, "the resumed process wrote no record");
+    for record in &after {
+        assert_eq!(record.get_str("state").unwrap(), "applied");
+        // 0001-0004 were applied by the first process before its pause, under fence 1; from
+        // 0005 on everything is the second process's, under fence 2.
+        let (fence, by_paused) = if record.get_str("_id").unwrap() < "0005" {
+            (1, true)
+        } else {
+            (2, false)
+        };
+        assert_eq!(record.get_i64("fence").unwrap(), fence, "{record:?}");
+        assert_eq!(
+            record.get_i64("pid").unwrap() == i64::from(paused_pid),
+            by_paused,
+            "{record:?}"
+        );
+    }
+    assert_eq!(
+        record_attempts(&after, "0005"),
+        2,
+        "interrupted once, applied by the second process"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn record_attempts(records: &[Document], id: &str) -> i64 {
+    records
+        .iter()
+        .find(|r| r.get_str("_id").ok() == Some(id))
+        .unwrap()
+        .get_i64("attempts")
+        .unwrap()
+}
+
+#[test]
+fn an_unreachable_server_gives_bounded_retries_then_a_clear_error_and_a_non_zero_exit() {
+    let started = Instant::now();
+    let output = Command::new(WORKER)
+        .args(["--db", "unreachable", "--startup-attempts", "3"])
+        // Nothing listens on port 1; the password must never be printed.
+        .env(
+            "MONGODB_URI",
+            "mongodb://app:s3cret-pw@127.0.0.1:1/?directConnection=true",
+        )
+        .env("SERVER_SELECTION_TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("reading the applied migrations"),
+        "{message}"
+    );
+    assert!(
+        message.contains("could not be reached in 3 attempts"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret-pw"), "{message}");
+    assert!(elapsed < Duration::from_secs(20), "bounded: {elapsed:?}");
+}

@@ -1,0 +1,132 @@
+//! Migrations that run in a transaction: their writes and their record land together or not at
+//! all; the deployment is asked (`hello`) before anything runs.
+
+use bson::{Document, doc};
+use schema_runtime::{Deployment, Error, MigrationContext, MigrationResult, Migrator, migration};
+use schema_tests::{LocalServer, TestDb, documents, flag, record, set_flag};
+
+#[migration(
+    id = "0001",
+    description = "Seed plans in a transaction",
+    group = "txn",
+    transaction
+)]
+async fn seed_plans(ctx: &mut MigrationContext) -> MigrationResult {
+    let fail = flag(ctx.database(), "fail").await;
+    let plans = ctx.collection::<Document>("plans");
+    let session = ctx
+        .session()
+        .expect("a transactional migration has a session");
+    plans
+        .insert_many([doc! { "_id": "free" }, doc! { "_id": "pro" }])
+        .session(&mut *session)
+        .await?;
+    if fail {
+        return Err("the price list is incomplete".into());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failing_transactional_migration_leaves_no_documents_and_is_not_recorded_applied() {
+    let t = TestDb::new("txn").await;
+    assert!(
+        Deployment::detect(&t.db)
+            .await
+            .unwrap()
+            .supports_transactions(),
+        "the test server runs as a replica set"
+    );
+    set_flag(&t.db, "fail", true).await;
+
+    let err = Migrator::new(t.db.clone())
+        .group("txn")
+        .apply_all()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::MigrationFailed { id, .. } if id == "0001"),
+        "{err}"
+    );
+    assert!(
+        documents(&t.db, "plans").await.is_empty(),
+        "the transaction's writes were rolled back"
+    );
+    let r = record(&t.db, "0001").await.unwrap();
+    assert_eq!(
+        r.get_str("state").unwrap(),
+        "failed",
+        "recorded as failed, never applied"
+    );
+    assert_eq!(
+        r.get_str("last_error").unwrap(),
+        "the price list is incomplete"
+    );
+
+    set_flag(&t.db, "fail", false).await;
+    let report = Migrator::new(t.db.clone())
+        .group("txn")
+        .apply_all()
+        .await
+        .unwrap();
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(
+        documents(&t.db, "plans").await,
+        vec![doc! { "_id": "free" }, doc! { "_id": "pro" }]
+    );
+    assert_eq!(
+        record(&t.db, "0001")
+            .await
+            .unwrap()
+            .get_str("state")
+            .unwrap(),
+        "applied"
+    );
+}
+
+#[test]
+fn hello_tells_the_deployment() {
+    assert_eq!(
+        Deployment::from_hello(&doc! { "isWritablePrimary": true, "maxWireVersion": 21 }),
+        Deployment::Standalone
+    );
+    assert_eq!(
+        Deployment::from_hello(&doc! { "isWritablePrimary": true, "setName": "rs0" }),
+        Deployment::ReplicaSet
+    );
+    assert_eq!(
+        Deployment::from_hello(&doc! { "isWritablePrimary": true, "msg": "isdbgrid" }),
+        Deployment::Sharded
+    );
+    assert!(!Deployment::Standalone.supports_transactions());
+}
+
+#[tokio::test]
+async fn on_a_standalone_server_a_transactional_migration_is_refused_before_it_starts() {
+    // A second local server started with --standalone: its `hello` has no setName. (It would
+    // accept the transaction anyway, which is why the refusal must come from `hello`.)
+    let server = LocalServer::start(&["--standalone"]);
+    let client = server.client().await;
+    let db = client.database("standalone_txn");
+    assert_eq!(
+        Deployment::detect(&db).await.unwrap(),
+        Deployment::Standalone
+    );
+
+    let err = Migrator::new(db.clone())
+        .group("txn")
+        .apply_all()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, Error::TransactionsUnsupported { id, .. } if id == "0001"),
+        "{message}"
+    );
+    assert!(message.contains("standalone"), "{message}");
+    assert!(documents(&db, "plans").await.is_empty());
+    assert!(
+        documents(&db, "schema_versions").await.is_empty(),
+        "nothing started"
+    );
+}
