@@ -17,6 +17,8 @@ pub struct Attr {
     pub group: Option<LitStr>,
     pub krate: Option<syn::Path>,
     pub transaction: bool,
+    pub destructive: bool,
+    pub down: Option<syn::Path>,
     /// Keys that were written, usable or not: a key given with a bad value is not "missing".
     pub written: Vec<String>,
 }
@@ -37,6 +39,8 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
         group: None,
         krate: None,
         transaction: false,
+        destructive: false,
+        down: None,
         written: Vec::new(),
     };
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
@@ -77,6 +81,11 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
             attr.transaction = true;
             continue;
         }
+        // #[migration(destructive)]
+        if key == symbol::DESTRUCTIVE && matches!(meta, Meta::Path(_)) {
+            attr.destructive = true;
+            continue;
+        }
         let value = match &meta {
             Meta::NameValue(nv) => &nv.value,
             _ => {
@@ -101,6 +110,24 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
                 other => cx.error_spanned_by(
                     other,
                     "`transaction` is `true` or `false`, or write just `transaction`",
+                ),
+            },
+            // #[migration(destructive = true)]
+            symbol::DESTRUCTIVE => match value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => attr.destructive = b.value,
+                other => cx.error_spanned_by(
+                    other,
+                    "`destructive` is `true` or `false`, or write just `destructive`",
+                ),
+            },
+            // #[migration(down = drop_replay_indexes)]
+            symbol::DOWN => match value {
+                Expr::Path(p) if p.qself.is_none() => attr.down = Some(p.path.clone()),
+                other => cx.error_spanned_by(
+                    other,
+                    "`down` names the rollback function, such as `down = drop_replay_indexes`",
                 ),
             },
             // #[migration(crate = my_facade::schema_runtime)]

@@ -18,6 +18,8 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
         krate,
         checksum,
         transaction,
+        destructive,
+        down,
     } = model;
     let name = &func.sig.ident;
     let name_text = name.to_string();
@@ -43,6 +45,28 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
     let call = quote_spanned! {param_span=>
         #krate::__private::into_outcome(#name(context).await)
     };
+    // The rollback is called from generated code whose tokens carry the span of the path in the
+    // attribute, so a missing function or a wrong signature is reported there.
+    let (down_fn, down_value) = match down {
+        Some(path) => {
+            let span = path.span();
+            let call = quote_spanned! {span=>
+                #krate::__private::into_outcome(#path(context).await)
+            };
+            (
+                quote! {
+                    fn __schema_migration_down(
+                        context: &mut #krate::MigrationContext,
+                    ) -> #krate::__private::MigrationFuture<'_> {
+                        ::std::boxed::Box::pin(async move { #call })
+                    }
+                },
+                quote!(::core::option::Option::Some(__schema_migration_down as #krate::__private::RunFn)),
+            )
+        }
+        None => (quote!(), quote!(::core::option::Option::None)),
+    };
+
     let line = quote_spanned! {name.span()=> ::core::line!() };
 
     quote! {
@@ -57,6 +81,8 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
                 ::std::boxed::Box::pin(async move { #call })
             }
 
+            #down_fn
+
             #krate::__private::inventory::submit! {
                 #krate::__private::Migration::__new(
                     #krate::__private::MigrationMeta {
@@ -69,8 +95,10 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
                         file: ::core::file!(),
                         line: #line,
                         transaction: #transaction,
+                        destructive: #destructive,
                     },
                     __schema_migration_run,
+                    #down_value,
                 )
             }
         };

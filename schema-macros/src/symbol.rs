@@ -12,8 +12,21 @@ pub const CRATE: &str = "crate";
 /// `#[migration(transaction)]` or `#[migration(transaction = true)]`
 pub const TRANSACTION: &str = "transaction";
 
+/// `#[migration(down = drop_replay_indexes)]`: the rollback function.
+pub const DOWN: &str = "down";
+/// `#[migration(destructive)]`: drops or rewrites data; not applied at start-up unless allowed.
+pub const DESTRUCTIVE: &str = "destructive";
+
 /// Every accepted key, for the "unknown key" message.
-pub const ALL: &[&str] = &[ID, DESCRIPTION, GROUP, TRANSACTION, CRATE];
+pub const ALL: &[&str] = &[
+    ID,
+    DESCRIPTION,
+    GROUP,
+    TRANSACTION,
+    DESTRUCTIVE,
+    DOWN,
+    CRATE,
+];
 
 /// The group a migration belongs to when the attribute names none.
 pub const DEFAULT_GROUP: &str = "default";

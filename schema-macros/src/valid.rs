@@ -19,6 +19,8 @@ pub struct Model {
     pub krate: syn::Path,
     pub checksum: String,
     pub transaction: bool,
+    pub destructive: bool,
+    pub down: Option<syn::Path>,
 }
 
 pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
@@ -83,6 +85,8 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
     };
 
     let transaction = attr.transaction;
+    let destructive = attr.destructive;
+    let down = attr.down;
     let krate = attr
         .krate
         .unwrap_or_else(|| syn::parse_quote!(::schema_runtime));
@@ -107,6 +111,8 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
         group_span,
         krate,
         transaction,
+        destructive,
+        down,
     })
 }
 

@@ -156,6 +156,42 @@ pub enum Error {
         description: String,
     },
 
+    /// A pending migration is `destructive` and this run may not apply destructive migrations.
+    #[error(
+        "migration {id} ({description}) is destructive and destructive migrations are not allowed in this run; nothing was run. Set AUTO_SCHEMA_DESTRUCTIVE=true (or `Migrator::allow_destructive(true)`) for start-up, or apply it on purpose with `migrate up --allow-destructive`"
+    )]
+    DestructiveNotAllowed {
+        /// The migration.
+        id: String,
+        /// Its description.
+        description: String,
+    },
+
+    /// `down` reached an applied migration that has no rollback function.
+    #[error(
+        "migration {id} ({description}) has no rollback, so `down` stopped there{}; give it one with #[migration(..., down = its_rollback_fn)] or choose a later target",
+        if .rolled_back.is_empty() { String::new() } else { format!(" after rolling back {}", .rolled_back.join(", ")) }
+    )]
+    NoRollback {
+        /// The migration.
+        id: String,
+        /// Its description.
+        description: String,
+        /// What was rolled back before it.
+        rolled_back: Vec<String>,
+    },
+
+    /// An id given to a command is not registered, or not in the state the command needs.
+    #[error("{command} {id}: {problem}")]
+    NotApplicable {
+        /// The command.
+        command: String,
+        /// The id it was given.
+        id: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+
     /// A setting is invalid.
     #[error("invalid setting {setting}: {problem}")]
     Config {

@@ -29,12 +29,14 @@
 //! [`migrator`] (applying), [`indexes`] and [`collection`] (idempotent helpers), [`error`].
 
 pub mod collection;
+pub mod config;
 pub mod context;
 pub mod deployment;
 pub mod error;
 pub mod indexes;
 pub mod lock;
 pub mod migrator;
+pub mod operations;
 pub mod plan;
 pub mod redact;
 pub mod registry;
@@ -47,12 +49,14 @@ pub use schema_id::{IdError, MigrationId};
 pub use collection::{
     Outcome, ValidationAction, ValidationLevel, ensure_collection, ensure_validator,
 };
+pub use config::Settings;
 pub use context::MigrationContext;
 pub use deployment::Deployment;
 pub use error::{BoxError, Error, Result};
 pub use indexes::{IndexReport, IndexSpec, ensure_indexes};
 pub use lock::{LeaseLock, LockHolder};
 pub use migrator::{AppliedMigration, ChecksumPolicy, Migrator, Report, Warning};
+pub use operations::{Finding, Status};
 pub use plan::{ChecksumStatus, EntryState, Plan, PlanEntry};
 pub use registry::{Migration, Registry};
 pub use store::{MigrationRecord, RecordState, VersionStore};
@@ -101,7 +105,7 @@ pub mod __private {
     pub use inventory;
 
     use crate::error::BoxError;
-    pub use crate::registry::{Migration, MigrationFuture, MigrationMeta};
+    pub use crate::registry::{Migration, MigrationFuture, MigrationMeta, RunFn};
 
     /// Turns the user's `Result<(), E>` into the registry's error type.
     pub fn into_outcome<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {

@@ -116,10 +116,20 @@ impl LeaseLock {
             .upsert(true)
             .return_document(ReturnDocument::After)
             .await;
+        tracing::debug!(owner = %self.owner, outcome = ?taken, "tried to take the migration lock");
         let document = match taken {
             Ok(Some(document)) => document,
-            Ok(None) => return Ok(None),
-            Err(e) if is_duplicate_key(&e) => return Ok(None),
+            // "Held", or no document returned — possibly while this very process holds it: a
+            // retried write finds the lease already taken by its first try, and some servers
+            // answer a matched-and-updated upsert without the document. Ask who holds it.
+            Ok(None) => match self.mine().await? {
+                Some(mine) => mine,
+                None => return Ok(None),
+            },
+            Err(e) if is_duplicate_key(&e) => match self.mine().await? {
+                Some(mine) => mine,
+                None => return Ok(None),
+            },
             Err(e) => {
                 return Err(Error::database(
                     format!("taking the migration lock in {}", self.collection.name()),
@@ -138,6 +148,19 @@ impl LeaseLock {
             lost: lost_rx,
             renewer,
         }))
+    }
+
+    async fn mine(&self) -> Result<Option<Document>> {
+        self.collection
+            .find_one(doc! { "_id": LOCK_ID, "owner": &self.owner })
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!("reading the migration lock in {}", self.collection.name()),
+                    None,
+                    e,
+                )
+            })
     }
 
     /// Who holds the lock now, if anyone does and the lease has not expired.

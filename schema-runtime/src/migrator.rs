@@ -134,6 +134,9 @@ pub struct Report {
     pub took_lock: bool,
     /// How long this call waited for another process's lock.
     pub waited: Duration,
+    /// Migrations left pending: with auto-migration off, everything pending; after `up --to`,
+    /// what comes after the target.
+    pub pending: Vec<MigrationId>,
 }
 
 /// Applies the migrations of one group to one database.
@@ -163,6 +166,8 @@ pub struct Migrator {
     max_wait: Duration,
     startup_attempts: u32,
     retry_delay: Duration,
+    auto_migrate: bool,
+    allow_destructive: bool,
 }
 
 /// Defaults of the lock and start-up settings.
@@ -192,7 +197,24 @@ impl Migrator {
             max_wait: defaults::MAX_WAIT,
             startup_attempts: defaults::STARTUP_ATTEMPTS,
             retry_delay: defaults::RETRY_DELAY,
+            auto_migrate: true,
+            allow_destructive: false,
         }
+    }
+
+    /// Whether [`Migrator::apply_all`] applies anything (`ENABLE_AUTO_MIGRATION`). When false it
+    /// only reads the records and lists what is pending in [`Report::pending`]. Default true.
+    pub fn auto_migrate(mut self, auto_migrate: bool) -> Self {
+        self.auto_migrate = auto_migrate;
+        self
+    }
+
+    /// Whether `destructive` migrations may be applied (`AUTO_SCHEMA_DESTRUCTIVE`). When false a
+    /// pending destructive migration is [`Error::DestructiveNotAllowed`] before anything runs.
+    /// Default false.
+    pub fn allow_destructive(mut self, allow: bool) -> Self {
+        self.allow_destructive = allow;
+        self
     }
 
     /// Applies the migrations of `group` (as named by `#[migration(group = "...")]`).
@@ -242,6 +264,10 @@ impl Migrator {
         self
     }
 
+    pub(crate) fn max_wait_setting(&self) -> Duration {
+        self.max_wait
+    }
+
     /// The database.
     pub fn database(&self) -> &Database {
         &self.database
@@ -284,20 +310,36 @@ impl Migrator {
     ///
     /// No process returns `Ok` from here before every migration of its registry is applied.
     pub async fn apply_all(&self) -> Result<Report> {
+        if !self.auto_migrate {
+            let plan = self.plan().await?;
+            let mut report = self.check(&plan, None)?;
+            report.pending = plan.pending().map(|e| e.id.clone()).collect();
+            tracing::info!(
+                pending = report.pending.len(),
+                "auto-migration is off: nothing applied"
+            );
+            return Ok(report);
+        }
+        self.up(None).await
+    }
+
+    /// Like [`Migrator::apply_all`], but applies only the pending migrations up to and including
+    /// `to` (all of them with `None`), whatever [`Migrator::auto_migrate`] says.
+    pub async fn up(&self, to: Option<&MigrationId>) -> Result<Report> {
         let span = tracing::info_span!(
             "apply_all",
             database = self.database.name(),
             group = %self.group,
         );
-        self.apply_all_inner().instrument(span).await
+        self.up_inner(to).instrument(span).await
     }
 
-    async fn apply_all_inner(&self) -> Result<Report> {
+    async fn up_inner(&self, to: Option<&MigrationId>) -> Result<Report> {
         let registry = self.registry()?;
         let store = self.store();
         let plan = Plan::new(&registry, self.load_with_retries(&store).await?);
-        let report = self.check(&plan)?;
-        if !plan.has_pending() {
+        let report = self.check(&plan, to)?;
+        if !plan.pending_up_to(to).any(|_| true) {
             tracing::debug!(applied = report.already_applied.len(), "nothing pending");
             return Ok(report);
         }
@@ -329,8 +371,8 @@ impl Migrator {
             tokio::time::sleep(pause).await;
             delay = (delay * 2).min(Duration::from_secs(2));
             let plan = Plan::new(&registry, store.load().await?);
-            if !plan.has_pending() {
-                let mut report = self.check(&plan)?;
+            if !plan.pending_up_to(to).any(|_| true) {
+                let mut report = self.check(&plan, to)?;
                 report.waited = waiting.elapsed();
                 tracing::info!(waited = ?report.waited, "another process applied the pending migrations");
                 return Ok(report);
@@ -338,7 +380,7 @@ impl Migrator {
         };
         let waited = waiting.elapsed();
 
-        let outcome = AssertUnwindSafe(self.apply_locked(&registry, &store, &lease))
+        let outcome = AssertUnwindSafe(self.apply_locked(&registry, &store, &lease, to))
             .catch_unwind()
             .await;
         let released = lease.release().await;
@@ -365,11 +407,12 @@ impl Migrator {
         registry: &Registry,
         store: &VersionStore,
         lease: &Lease,
+        to: Option<&MigrationId>,
     ) -> Result<Report> {
         // Another process may have applied some while this one waited: read again under the lock.
         let plan = Plan::new(registry, store.load().await?);
-        let mut report = self.check(&plan)?;
-        if let Some(entry) = plan.pending().find(|e| e.migration.transaction())
+        let mut report = self.check(&plan, to)?;
+        if let Some(entry) = plan.pending_up_to(to).find(|e| e.migration.transaction())
             && !Deployment::detect(&self.database)
                 .await?
                 .supports_transactions()
@@ -379,7 +422,7 @@ impl Migrator {
                 description: entry.migration.description().to_owned(),
             });
         }
-        for entry in plan.pending() {
+        for entry in plan.pending_up_to(to) {
             if let Some(highest) = &plan.highest_applied
                 && &entry.id < highest
             {
@@ -395,7 +438,7 @@ impl Migrator {
     }
 
     /// The report of a plan's state, or the error that refuses it.
-    fn check(&self, plan: &Plan) -> Result<Report> {
+    pub(crate) fn check(&self, plan: &Plan, to: Option<&MigrationId>) -> Result<Report> {
         let mut report = Report {
             already_applied: plan
                 .entries
@@ -403,8 +446,21 @@ impl Migrator {
                 .filter(|e| !e.is_pending())
                 .map(|e| e.id.clone())
                 .collect(),
+            pending: plan
+                .pending()
+                .filter(|e| to.is_some_and(|to| &e.id > to))
+                .map(|e| e.id.clone())
+                .collect(),
             ..Report::default()
         };
+        if !self.allow_destructive
+            && let Some(entry) = plan.pending_up_to(to).find(|e| e.migration.destructive())
+        {
+            return Err(Error::DestructiveNotAllowed {
+                id: entry.id.to_string(),
+                description: entry.migration.description().to_owned(),
+            });
+        }
         for (entry, recorded) in plan.changed() {
             match self.checksum_policy {
                 ChecksumPolicy::Fail => {
@@ -428,8 +484,11 @@ impl Migrator {
             }
         }
         if !self.allow_out_of_order
-            && let (Some(entry), Some(highest)) =
-                (plan.out_of_order().next(), plan.highest_applied.as_ref())
+            && let (Some(entry), Some(highest)) = (
+                plan.out_of_order()
+                    .find(|e| to.is_none_or(|to| &e.id <= to)),
+                plan.highest_applied.as_ref(),
+            )
         {
             return Err(Error::OutOfOrder {
                 id: entry.id.to_string(),
@@ -448,7 +507,10 @@ impl Migrator {
         Ok(report)
     }
 
-    async fn load_with_retries(&self, store: &VersionStore) -> Result<Vec<MigrationRecord>> {
+    pub(crate) async fn load_with_retries(
+        &self,
+        store: &VersionStore,
+    ) -> Result<Vec<MigrationRecord>> {
         let mut delay = self.retry_delay;
         let mut attempt = 1;
         loop {
@@ -481,7 +543,7 @@ impl Migrator {
         }
     }
 
-    async fn apply_one(
+    pub(crate) async fn apply_one(
         &self,
         store: &VersionStore,
         lease: &Lease,

@@ -135,6 +135,15 @@ impl Plan {
         self.entries.iter().filter(|e| e.is_pending())
     }
 
+    /// The migrations still to run up to and including `to` (all with `None`), in order.
+    pub fn pending_up_to<'a>(
+        &'a self,
+        to: Option<&'a MigrationId>,
+    ) -> impl Iterator<Item = &'a PlanEntry> + 'a {
+        self.pending()
+            .filter(move |e| to.is_none_or(|to| &e.id <= to))
+    }
+
     /// Whether anything is pending.
     pub fn has_pending(&self) -> bool {
         self.pending().next().is_some()

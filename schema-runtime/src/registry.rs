@@ -28,20 +28,22 @@ pub struct MigrationMeta {
     pub file: &'static str,
     pub line: u32,
     pub transaction: bool,
+    pub destructive: bool,
 }
 
 /// One registered migration.
 pub struct Migration {
     meta: MigrationMeta,
     run: RunFn,
+    down: Option<RunFn>,
 }
 
 inventory::collect!(Migration);
 
 impl Migration {
     #[doc(hidden)]
-    pub const fn __new(meta: MigrationMeta, run: RunFn) -> Self {
-        Migration { meta, run }
+    pub const fn __new(meta: MigrationMeta, run: RunFn, down: Option<RunFn>) -> Self {
+        Migration { meta, run, down }
     }
 
     /// The id as written in the attribute.
@@ -68,6 +70,22 @@ impl Migration {
     /// Whether it runs in a transaction (`#[migration(transaction)]`).
     pub fn transaction(&self) -> bool {
         self.meta.transaction
+    }
+
+    /// Whether it drops or rewrites data (`#[migration(destructive)]`): start-up applies it only
+    /// when destructive migrations are allowed.
+    pub fn destructive(&self) -> bool {
+        self.meta.destructive
+    }
+
+    /// Whether it has a rollback function (`#[migration(down = ...)]`).
+    pub fn has_down(&self) -> bool {
+        self.down.is_some()
+    }
+
+    /// Runs its rollback function, if it has one.
+    pub fn run_down<'a>(&self, context: &'a mut MigrationContext) -> Option<MigrationFuture<'a>> {
+        self.down.map(|down| down(context))
     }
 
     /// `module::function`, for messages.

@@ -313,6 +313,95 @@ impl VersionStore {
     }
 }
 
+impl VersionStore {
+    /// Removes `key`'s record after its rollback ran, by the holder of `fence`.
+    pub async fn remove(&self, key: &str, fence: i64) -> Result<()> {
+        let result = self
+            .collection
+            .delete_one(doc! {
+                "_id": key,
+                "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
+            })
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!("removing the record from {}", self.name()),
+                    Some(key),
+                    e,
+                )
+            })?;
+        fenced(result.deleted_count, key, fence)
+    }
+
+    /// Records `migration` as applied without running it (`baseline`), by the holder of `fence`.
+    pub async fn baseline(&self, key: &str, migration: &Migration, fence: i64) -> Result<()> {
+        let filter = doc! {
+            "_id": key,
+            "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
+        };
+        let update = doc! {
+            "$set": {
+                "description": migration.description(),
+                "state": RecordState::Applied.as_str(),
+                "checksum": migration.checksum(),
+                "function": migration.function(),
+                "host": host(),
+                "pid": i64::from(std::process::id()),
+                "fence": fence,
+                "baseline": true,
+            },
+            "$unset": { "last_error": "", "duration_ms": "" },
+            "$currentDate": { "finished_at": true, "applied_at": true },
+            "$setOnInsert": { "attempts": 0_i64 },
+        };
+        match self
+            .collection
+            .update_one(filter, update)
+            .upsert(true)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if crate::lock::is_duplicate_key(&e) => Err(Error::LockLost {
+                migration: Some(key.to_owned()),
+                fence,
+                reason: "its record was written under a newer lock by another process".into(),
+            }),
+            Err(e) => Err(Error::database(
+                format!("recording a baseline in {}", self.name()),
+                Some(key),
+                e,
+            )),
+        }
+    }
+
+    /// Notes on `key`'s (still applied) record that its rollback failed.
+    pub async fn note_rollback_failure(&self, key: &str, fence: i64, message: &str) -> Result<()> {
+        let result = self
+            .collection
+            .update_one(
+                doc! { "_id": key },
+                doc! { "$set": { "last_error": format!("rollback failed: {message}") } },
+            )
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!("recording the rollback failure in {}", self.name()),
+                    Some(key),
+                    e,
+                )
+            })?;
+        let _ = fence;
+        if result.matched_count == 0 {
+            return Err(Error::BadRecord {
+                id: key.to_owned(),
+                collection: self.name().to_owned(),
+                problem: "it disappeared while its rollback ran".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 fn applied_update(duration_ms: i64) -> Document {
     doc! {
         "$set": { "state": RecordState::Applied.as_str(), "duration_ms": duration_ms },

@@ -10,6 +10,13 @@ use schema_tests::{TestDb, count, documents};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 
+/// The lease of the crash and pause tests: how long a dead or paused holder blocks the others.
+const SHORT_LEASE_MS: u64 = 2_000;
+
+/// These tests start many processes on two cores; running them one at a time keeps a lease from
+/// expiring only because the machine is busy with another test's processes.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn worker(db: &str, lease_ms: u64) -> Command {
     let mut command = Command::new(WORKER);
     command
@@ -81,6 +88,7 @@ async fn assert_all_applied_once(db: &mongodb::Database) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn storm_16_processes_apply_each_migration_exactly_once() {
+    let _turn = TURN.lock().await;
     let t = TestDb::new("storm").await;
     let children: Vec<Child> = (0..16)
         .map(|_| worker(t.name(), 5_000).spawn().unwrap())
@@ -120,9 +128,10 @@ async fn storm_16_processes_apply_each_migration_exactly_once() {
 }
 
 async fn crash_at(pause_at: &str) {
+    let _turn = TURN.lock().await;
     let t = TestDb::new(&format!("crash{pause_at}")).await;
     let dir = pause_dir(&format!("crash{pause_at}"));
-    let holder = worker(t.name(), 1_000)
+    let holder = worker(t.name(), SHORT_LEASE_MS)
         .env("PAUSE_AT", pause_at)
         .env("PAUSE_DIR", &dir)
         .spawn()
@@ -146,7 +155,7 @@ async fn crash_at(pause_at: &str) {
 
     // Another process takes over once the dead holder's lease expires.
     let started = Instant::now();
-    let next = finish(worker(t.name(), 1_000).spawn().unwrap());
+    let next = finish(worker(t.name(), SHORT_LEASE_MS).spawn().unwrap());
     assert!(next.status.success(), "{}", stderr(&next));
     assert!(stdout(&next).contains("recorded=20"), "{}", stdout(&next));
     println!("took over after {:?}", started.elapsed());
@@ -180,9 +189,10 @@ async fn crash_of_the_holder_at_the_last_migration() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_holder_that_resumes_records_nothing_and_stops_with_the_fencing_error() {
+    let _turn = TURN.lock().await;
     let t = TestDb::new("pause").await;
     let dir = pause_dir("pause");
-    let paused = worker(t.name(), 1_000)
+    let paused = worker(t.name(), SHORT_LEASE_MS)
         .env("PAUSE_AT", "0005")
         .env("PAUSE_DIR", &dir)
         .spawn()
@@ -192,7 +202,7 @@ async fn a_paused_holder_that_resumes_records_nothing_and_stops_with_the_fencing
     signal(paused_pid, "-STOP");
 
     // Past its lease, another process takes over and finishes everything.
-    let other = finish(worker(t.name(), 1_000).spawn().unwrap());
+    let other = finish(worker(t.name(), SHORT_LEASE_MS).spawn().unwrap());
     assert!(other.status.success(), "{}", stderr(&other));
     assert!(stdout(&other).contains("recorded=20"));
     let before: Vec<Document> = records(&t.db).await;
@@ -252,6 +262,7 @@ fn record_attempts(records: &[Document], id: &str) -> i64 {
 
 #[test]
 fn an_unreachable_server_gives_bounded_retries_then_a_clear_error_and_a_non_zero_exit() {
+    let _turn = TURN.blocking_lock();
     let started = Instant::now();
     let output = Command::new(WORKER)
         .args(["--db", "unreachable", "--startup-attempts", "3"])

@@ -54,6 +54,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let client = schema_tests::client_with_timeout(Duration::from_millis(
         std::env::var("SERVER_SELECTION_TIMEOUT_MS")
             .ok()

@@ -1,0 +1,275 @@
+//! Settings from the environment (or from code): where the server is, which database, and how
+//! start-up behaves.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `MONGODB_URI` (else `DATABASE_URL`) | the server | required |
+//! | `MONGODB_DATABASE` | the database | the database in the URI's path |
+//! | `ENABLE_AUTO_MIGRATION` | start-up applies pending migrations (`false`: it only reports them) | `true` |
+//! | `AUTO_SCHEMA_DESTRUCTIVE` | start-up may apply `destructive` migrations | `false` |
+//! | `SCHEMA_LOCK_LEASE_SECS` | the lock's lease | `30` |
+//! | `SCHEMA_LOCK_WAIT_SECS` | how long to wait for another process's lock | `300` |
+//!
+//! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
+//! [`Error::Config`] naming the variable; a connection string is never printed with its password.
+
+use std::fmt;
+use std::time::Duration;
+
+use mongodb::Client;
+use mongodb::options::{ClientOptions, ConnectionString};
+
+use crate::error::{Error, Result};
+use crate::migrator::{Migrator, defaults};
+use crate::redact::scrub;
+
+/// The settings of a process.
+///
+/// ```
+/// use schema_runtime::config::Settings;
+///
+/// let env = |name: &str| match name {
+///     "MONGODB_URI" => Some("mongodb://app:pw@db.internal:27017/shop".to_owned()),
+///     "ENABLE_AUTO_MIGRATION" => Some("off".to_owned()),
+///     _ => None,
+/// };
+/// let settings = Settings::from_lookup(env).unwrap();
+/// assert_eq!(settings.database, "shop");
+/// assert!(!settings.auto_migrate);
+/// assert!(!format!("{settings:?}").contains("pw"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The connection string.
+    pub uri: String,
+    /// The database.
+    pub database: String,
+    /// Whether start-up applies pending migrations.
+    pub auto_migrate: bool,
+    /// Whether start-up may apply destructive migrations.
+    pub allow_destructive: bool,
+    /// The lock's lease.
+    pub lease: Duration,
+    /// How long to wait for another process's lock.
+    pub max_wait: Duration,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("uri", &scrub(&self.uri))
+            .field("database", &self.database)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("allow_destructive", &self.allow_destructive)
+            .field("lease", &self.lease)
+            .field("max_wait", &self.max_wait)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Settings for `uri` and `database`, with every other setting at its default.
+    pub fn new(uri: impl Into<String>, database: impl Into<String>) -> Self {
+        Settings {
+            uri: uri.into(),
+            database: database.into(),
+            auto_migrate: true,
+            allow_destructive: false,
+            lease: defaults::LEASE,
+            max_wait: defaults::MAX_WAIT,
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (a variable's value, or `None` when unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let (uri, uri_name) = match (get("MONGODB_URI"), get("DATABASE_URL")) {
+            (Some(uri), _) => (uri, "MONGODB_URI"),
+            (None, Some(uri)) => (uri, "DATABASE_URL"),
+            (None, None) => {
+                return Err(config(
+                    "MONGODB_URI",
+                    "it is not set (nor DATABASE_URL); set it to the server, such as mongodb://127.0.0.1:27017/app",
+                ));
+            }
+        };
+        let parsed = ConnectionString::parse(&uri).map_err(|e| {
+            config(
+                uri_name,
+                format!(
+                    "{} is not a MongoDB connection string: {}",
+                    scrub(&uri),
+                    scrub(&e.to_string())
+                ),
+            )
+        })?;
+        let database = match get("MONGODB_DATABASE").or(parsed.default_database) {
+            Some(database) => database,
+            None => {
+                return Err(config(
+                    "MONGODB_DATABASE",
+                    format!(
+                        "no database is named: set MONGODB_DATABASE, or put it in the path of {uri_name} ({}/app)",
+                        scrub(uri.trim_end_matches('/'))
+                    ),
+                ));
+            }
+        };
+        Ok(Settings {
+            database,
+            auto_migrate: flag(&get, "ENABLE_AUTO_MIGRATION", true)?,
+            allow_destructive: flag(&get, "AUTO_SCHEMA_DESTRUCTIVE", false)?,
+            lease: seconds(&get, "SCHEMA_LOCK_LEASE_SECS", defaults::LEASE)?,
+            max_wait: seconds(&get, "SCHEMA_LOCK_WAIT_SECS", defaults::MAX_WAIT)?,
+            uri,
+        })
+    }
+
+    /// Connects (without sending anything yet) and returns the migrator these settings describe.
+    pub async fn migrator(&self) -> Result<Migrator> {
+        let options = ClientOptions::parse(&self.uri).await.map_err(|e| {
+            config(
+                "MONGODB_URI",
+                format!(
+                    "{} cannot be used: {}",
+                    scrub(&self.uri),
+                    scrub(&e.to_string())
+                ),
+            )
+        })?;
+        let client = Client::with_options(options)
+            .map_err(|e| config("MONGODB_URI", scrub(&e.to_string())))?;
+        Ok(self.apply(Migrator::new(client.database(&self.database))))
+    }
+
+    /// Applies these settings (all but the URI and database) to `migrator`.
+    pub fn apply(&self, migrator: Migrator) -> Migrator {
+        migrator
+            .auto_migrate(self.auto_migrate)
+            .allow_destructive(self.allow_destructive)
+            .lease(self.lease)
+            .max_wait(self.max_wait)
+    }
+}
+
+fn config(setting: &str, problem: impl Into<String>) -> Error {
+    Error::Config {
+        setting: setting.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool> {
+    match get(name) {
+        None => Ok(default),
+        Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(config(
+                name,
+                format!("it is {value:?}; write true or false (or 1/0, yes/no, on/off)"),
+            )),
+        },
+    }
+}
+
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration> {
+    match get(name) {
+        None => Ok(default),
+        Some(value) => match value.trim().parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(config(
+                name,
+                format!("it is {value:?}; write a positive number of seconds, such as 30"),
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_and_fallbacks() {
+        let s = Settings::from_lookup(env(&[("DATABASE_URL", "mongodb://h/app")])).unwrap();
+        assert_eq!(s.uri, "mongodb://h/app");
+        assert_eq!(s.database, "app");
+        assert!(s.auto_migrate && !s.allow_destructive);
+        assert_eq!(s.lease, defaults::LEASE);
+        let s = Settings::from_lookup(env(&[
+            ("MONGODB_URI", "mongodb://h/"),
+            ("DATABASE_URL", "mongodb://other/x"),
+            ("MONGODB_DATABASE", "main"),
+            ("AUTO_SCHEMA_DESTRUCTIVE", "YES"),
+            ("SCHEMA_LOCK_LEASE_SECS", "2.5"),
+            ("SCHEMA_LOCK_WAIT_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.uri.as_str(), s.database.as_str()),
+            ("mongodb://h/", "main")
+        );
+        assert!(s.allow_destructive);
+        assert_eq!(s.lease, Duration::from_millis(2500));
+        assert_eq!(s.max_wait, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_hide_the_password() {
+        let err = Settings::from_lookup(env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("MONGODB_URI") && err.contains("not set"),
+            "{err}"
+        );
+        let err = Settings::from_lookup(env(&[("MONGODB_URI", "postgres://u:hunter2@h/db")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MONGODB_URI") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = Settings::from_lookup(env(&[("MONGODB_URI", "mongodb://u:hunter2@h")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MONGODB_DATABASE") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = Settings::from_lookup(env(&[
+            ("MONGODB_URI", "mongodb://h/a"),
+            ("ENABLE_AUTO_MIGRATION", "maybe"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ENABLE_AUTO_MIGRATION") && err.contains("\"maybe\""),
+            "{err}"
+        );
+        let err = Settings::from_lookup(env(&[
+            ("MONGODB_URI", "mongodb://h/a"),
+            ("SCHEMA_LOCK_LEASE_SECS", "-1"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SCHEMA_LOCK_LEASE_SECS"), "{err}");
+    }
+}

@@ -1,0 +1,367 @@
+//! What an operator does besides applying: read the status, verify, roll back, adopt an existing
+//! database (baseline), run one migration again (redo). The commands that write take the lock.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use schema_id::MigrationId;
+use serde::Serialize;
+
+use crate::context::MigrationContext;
+use crate::deployment::Deployment;
+use crate::error::{Error, Result};
+use crate::lock::Lease;
+use crate::migrator::{AppliedMigration, Migrator};
+use crate::plan::{ChecksumStatus, EntryState, Plan};
+use crate::store::RecordState;
+
+/// A cheap summary for readiness and health checks: one query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Whether the server answered.
+    pub reachable: bool,
+    /// The database.
+    pub database: String,
+    /// The highest applied id, if any.
+    pub highest_applied: Option<String>,
+    /// How many registered migrations are not applied.
+    pub pending: usize,
+    /// Whether the database has applied ids above every id this binary knows.
+    pub database_ahead: bool,
+    /// Applied ids this binary does not know.
+    pub unknown: Vec<String>,
+    /// Ids whose last attempt failed.
+    pub failed: Vec<String>,
+    /// Why the server could not be read, when it could not.
+    pub error: Option<String>,
+}
+
+/// Something `verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// An applied migration's code changed.
+    ChecksumChanged {
+        /// The migration.
+        id: MigrationId,
+    },
+    /// A pending migration is below the highest applied id.
+    OutOfOrder {
+        /// The migration.
+        id: MigrationId,
+        /// The highest applied id.
+        highest_applied: MigrationId,
+    },
+    /// A record no registered migration has.
+    Unknown {
+        /// The record's `_id`.
+        key: String,
+    },
+    /// A migration whose last attempt failed.
+    Failed {
+        /// The migration.
+        key: String,
+        /// Its error.
+        error: String,
+    },
+    /// A migration that started and never finished (its process died, or it is running now).
+    Running {
+        /// The migration.
+        key: String,
+    },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::ChecksumChanged { id } => {
+                write!(f, "{id}: changed after it was applied (checksum differs)")
+            }
+            Finding::OutOfOrder {
+                id,
+                highest_applied,
+            } => {
+                write!(
+                    f,
+                    "{id}: pending, but {highest_applied} is already applied (out of order)"
+                )
+            }
+            Finding::Unknown { key } => {
+                write!(f, "{key}: applied, but this binary does not know it")
+            }
+            Finding::Failed { key, error } => write!(f, "{key}: failed: {error}"),
+            Finding::Running { key } => write!(f, "{key}: started and never finished"),
+        }
+    }
+}
+
+impl Migrator {
+    /// The status in one query; never fails (an unreachable server is `reachable: false`).
+    pub async fn status(&self) -> Status {
+        let mut status = Status {
+            reachable: false,
+            database: self.database().name().to_owned(),
+            highest_applied: None,
+            pending: 0,
+            database_ahead: false,
+            unknown: Vec::new(),
+            failed: Vec::new(),
+            error: None,
+        };
+        let registry = match self.registry() {
+            Ok(registry) => registry,
+            Err(e) => {
+                status.error = Some(e.to_string());
+                return status;
+            }
+        };
+        let records = match self.store().load().await {
+            Ok(records) => records,
+            Err(e) => {
+                status.error = Some(e.to_string());
+                return status;
+            }
+        };
+        status.reachable = true;
+        let plan = Plan::new(&registry, records);
+        status.highest_applied = plan.highest_applied.as_ref().map(ToString::to_string);
+        status.pending = plan.pending().count();
+        let highest_known = registry.migrations().iter().map(|m| m.id()).max();
+        status.database_ahead = match (&plan.highest_applied, highest_known) {
+            (Some(applied), Some(known)) => applied > &known,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        status.unknown = plan.unknown.iter().map(|r| r.key.clone()).collect();
+        status.failed = plan
+            .entries
+            .iter()
+            .filter_map(|e| e.record.as_ref())
+            .filter(|r| r.state == RecordState::Failed)
+            .map(|r| r.key.clone())
+            .collect();
+        status
+    }
+
+    /// Everything wrong with the database compared with this binary: changed checksums,
+    /// out-of-order pending ids, unknown records, failed and unfinished migrations. One query.
+    pub async fn verify(&self) -> Result<Vec<Finding>> {
+        let plan = self.plan().await?;
+        let mut findings = Vec::new();
+        for entry in &plan.entries {
+            if let EntryState::Applied(ChecksumStatus::Differs { .. }) = entry.state {
+                findings.push(Finding::ChecksumChanged {
+                    id: entry.id.clone(),
+                });
+            }
+            if let Some(record) = &entry.record {
+                match record.state {
+                    RecordState::Failed => findings.push(Finding::Failed {
+                        key: record.key.clone(),
+                        error: record.last_error.clone().unwrap_or_default(),
+                    }),
+                    RecordState::Running => findings.push(Finding::Running {
+                        key: record.key.clone(),
+                    }),
+                    RecordState::Applied => {}
+                }
+            }
+        }
+        for entry in plan.out_of_order() {
+            if let Some(highest) = &plan.highest_applied {
+                findings.push(Finding::OutOfOrder {
+                    id: entry.id.clone(),
+                    highest_applied: highest.clone(),
+                });
+            }
+        }
+        for record in &plan.unknown {
+            findings.push(Finding::Unknown {
+                key: record.key.clone(),
+            });
+        }
+        Ok(findings)
+    }
+
+    /// Rolls back, newest first, every applied migration above `to` by running its rollback
+    /// function and removing its record; stops with [`Error::NoRollback`] at the first that has
+    /// none. Returns the ids rolled back.
+    pub async fn down(&self, to: &MigrationId) -> Result<Vec<MigrationId>> {
+        let lease = self.wait_for_lock().await?;
+        let outcome = AssertUnwindSafe(self.down_locked(&lease, to))
+            .catch_unwind()
+            .await;
+        finish_locked(lease, outcome).await
+    }
+
+    async fn down_locked(&self, lease: &Lease, to: &MigrationId) -> Result<Vec<MigrationId>> {
+        let plan = Plan::new(&self.registry()?, self.store().load().await?);
+        if let Some(unknown) = plan
+            .unknown
+            .iter()
+            .find(|r| r.id.as_ref().is_some_and(|id| id > to))
+        {
+            return Err(Error::NotApplicable {
+                command: "down --to".into(),
+                id: to.to_string(),
+                problem: format!(
+                    "the database has applied {}, which this binary does not know, so it cannot roll it back; use the binary that has it",
+                    unknown.key
+                ),
+            });
+        }
+        let store = self.store();
+        let mut rolled_back: Vec<MigrationId> = Vec::new();
+        for entry in plan
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| !e.is_pending() && &e.id > to)
+        {
+            let migration = entry.migration;
+            if !migration.has_down() {
+                return Err(Error::NoRollback {
+                    id: entry.id.to_string(),
+                    description: migration.description().to_owned(),
+                    rolled_back: rolled_back.iter().map(ToString::to_string).collect(),
+                });
+            }
+            lease.verify(Some(entry.id.as_str())).await?;
+            let key = entry.record_key();
+            let mut context =
+                MigrationContext::for_migration(self.database().clone(), entry.id.as_str());
+            let outcome = {
+                let run =
+                    AssertUnwindSafe(migration.run_down(&mut context).expect("checked has_down"))
+                        .catch_unwind();
+                tokio::select! {
+                    outcome = run => Ok(outcome),
+                    reason = lease.lost() => Err(reason),
+                }
+            };
+            let message = match outcome {
+                Err(reason) => return Err(lease.lost_error(Some(entry.id.as_str()), reason)),
+                Ok(Ok(Ok(()))) => {
+                    store.remove(&key, lease.fence()).await?;
+                    tracing::info!(id = %entry.id, "rolled back");
+                    rolled_back.push(entry.id.clone());
+                    continue;
+                }
+                Ok(Ok(Err(error))) => crate::redact::scrub(&error.to_string()),
+                Ok(Err(_panic)) => "its rollback panicked".to_owned(),
+            };
+            store
+                .note_rollback_failure(&key, lease.fence(), &message)
+                .await?;
+            return Err(Error::MigrationFailed {
+                id: entry.id.to_string(),
+                description: migration.description().to_owned(),
+                attempt: 1,
+                message: format!("rollback failed: {message}"),
+                source: None,
+            });
+        }
+        Ok(rolled_back)
+    }
+
+    /// Records every registered migration up to `to` that is not applied as applied, without
+    /// running it: for adopting a database whose schema was built another way. Returns their ids.
+    pub async fn baseline(&self, to: &MigrationId) -> Result<Vec<MigrationId>> {
+        let lease = self.wait_for_lock().await?;
+        let outcome = AssertUnwindSafe(async {
+            let plan = Plan::new(&self.registry()?, self.store().load().await?);
+            let store = self.store();
+            let mut adopted = Vec::new();
+            for entry in plan.pending_up_to(Some(to)) {
+                store
+                    .baseline(&entry.record_key(), entry.migration, lease.fence())
+                    .await?;
+                adopted.push(entry.id.clone());
+            }
+            Ok(adopted)
+        })
+        .catch_unwind()
+        .await;
+        finish_locked(lease, outcome).await
+    }
+
+    /// Runs one applied migration again and records it again: the documented replacement for
+    /// deleting its record by hand.
+    pub async fn redo(&self, id: &MigrationId) -> Result<AppliedMigration> {
+        let lease = self.wait_for_lock().await?;
+        let outcome =
+            AssertUnwindSafe(async {
+                let plan = Plan::new(&self.registry()?, self.store().load().await?);
+                let entry = plan.entries.iter().find(|e| &e.id == id).ok_or_else(|| {
+                    Error::NotApplicable {
+                        command: "redo".into(),
+                        id: id.to_string(),
+                        problem: "no registered migration has this id; `status` lists them".into(),
+                    }
+                })?;
+                if entry.is_pending() {
+                    return Err(Error::NotApplicable {
+                        command: "redo".into(),
+                        id: id.to_string(),
+                        problem: "it is not applied; apply it with `up`".into(),
+                    });
+                }
+                if entry.migration.transaction()
+                    && !Deployment::detect(self.database())
+                        .await?
+                        .supports_transactions()
+                {
+                    return Err(Error::TransactionsUnsupported {
+                        id: entry.id.to_string(),
+                        description: entry.migration.description().to_owned(),
+                    });
+                }
+                self.apply_one(&self.store(), &lease, entry).await
+            })
+            .catch_unwind()
+            .await;
+        finish_locked(lease, outcome).await
+    }
+
+    /// Takes the lock, waiting (bounded, jittered) for another process to release it.
+    pub(crate) async fn wait_for_lock(&self) -> Result<Lease> {
+        let lock = self.lock();
+        let waiting = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if let Some(lease) = lock.try_acquire().await? {
+                return Ok(lease);
+            }
+            if waiting.elapsed() >= self.max_wait_setting() {
+                let holder = match lock.holder().await {
+                    Ok(Some(h)) => format!("it is held by {} (fence {})", h.owner, h.fence),
+                    Ok(None) => "it was just released".to_owned(),
+                    Err(e) => format!("its holder could not be read: {e}"),
+                };
+                return Err(Error::LockTimeout {
+                    waited: waiting.elapsed(),
+                    holder,
+                });
+            }
+            tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Releases the lease after a locked operation, then returns its result (or resumes its panic).
+async fn finish_locked<T>(lease: Lease, outcome: std::thread::Result<Result<T>>) -> Result<T> {
+    let released = lease.release().await;
+    match outcome {
+        Ok(Ok(value)) => {
+            if let Err(e) = released {
+                tracing::warn!(
+                    "the migration lock was not released ({e}); its lease expires by itself"
+                );
+            }
+            Ok(value)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
