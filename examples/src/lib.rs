@@ -8,4 +8,5 @@
 //! indexes are not supported". Only that refusal is tolerated, with a warning; every other error
 //! fails the migration. On a real `mongod` the index is created.
 
+pub mod health;
 pub mod migrations;

@@ -29,6 +29,8 @@ pub struct MigrationContext {
     database: Database,
     migration: Option<String>,
     session: Option<mongodb::ClientSession>,
+    progress_bars: bool,
+    checkpoint: Option<crate::batch::CheckpointTarget>,
 }
 
 impl MigrationContext {
@@ -38,15 +40,32 @@ impl MigrationContext {
             database,
             migration: None,
             session: None,
+            progress_bars: false,
+            checkpoint: None,
         }
     }
 
-    pub(crate) fn for_migration(database: Database, id: &str) -> Self {
+    pub(crate) fn for_migration(database: Database, id: &str, progress_bars: bool) -> Self {
         MigrationContext {
             database,
             migration: Some(id.to_owned()),
             session: None,
+            progress_bars,
+            checkpoint: None,
         }
+    }
+
+    pub(crate) fn set_checkpoint_target(&mut self, target: crate::batch::CheckpointTarget) {
+        self.checkpoint = Some(target);
+    }
+
+    pub(crate) fn checkpoint_target(&self) -> Option<&crate::batch::CheckpointTarget> {
+        self.checkpoint.as_ref()
+    }
+
+    /// Whether long helpers should draw progress bars (set by the CLI when run in a terminal).
+    pub fn progress_bars(&self) -> bool {
+        self.progress_bars
     }
 
     /// The database the migration applies to.

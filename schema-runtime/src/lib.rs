@@ -28,6 +28,8 @@
 //! [`lock`] (the lease lock with fencing), [`deployment`] (what `hello` says),
 //! [`migrator`] (applying), [`indexes`] and [`collection`] (idempotent helpers), [`error`].
 
+pub mod batch;
+pub mod cli;
 pub mod collection;
 pub mod config;
 pub mod context;
@@ -46,6 +48,7 @@ pub use bson;
 pub use mongodb;
 pub use schema_id::{IdError, MigrationId};
 
+pub use batch::{BatchReport, Batches};
 pub use collection::{
     Outcome, ValidationAction, ValidationLevel, ensure_collection, ensure_validator,
 };

@@ -168,6 +168,7 @@ pub struct Migrator {
     retry_delay: Duration,
     auto_migrate: bool,
     allow_destructive: bool,
+    progress_bars: bool,
 }
 
 /// Defaults of the lock and start-up settings.
@@ -199,7 +200,15 @@ impl Migrator {
             retry_delay: defaults::RETRY_DELAY,
             auto_migrate: true,
             allow_destructive: false,
+            progress_bars: false,
         }
+    }
+
+    /// Whether long helpers (such as [`batches`](crate::batch)) draw progress bars on stderr.
+    /// The CLI turns this on when stderr is a terminal. Default false.
+    pub fn progress_bars(mut self, on: bool) -> Self {
+        self.progress_bars = on;
+        self
     }
 
     /// Whether [`Migrator::apply_all`] applies anything (`ENABLE_AUTO_MIGRATION`). When false it
@@ -576,7 +585,13 @@ impl Migrator {
         lease.verify(Some(id)).await?;
         tracing::info!(attempt, transaction = migration.transaction(), "applying");
 
-        let mut context = MigrationContext::for_migration(self.database.clone(), id);
+        let mut context =
+            MigrationContext::for_migration(self.database.clone(), id, self.progress_bars);
+        context.set_checkpoint_target(crate::batch::CheckpointTarget {
+            store: store.clone(),
+            key: key.clone(),
+            fence,
+        });
         if migration.transaction() {
             let mut session = self
                 .database

@@ -229,7 +229,7 @@ impl Migrator {
             lease.verify(Some(entry.id.as_str())).await?;
             let key = entry.record_key();
             let mut context =
-                MigrationContext::for_migration(self.database().clone(), entry.id.as_str());
+                MigrationContext::for_migration(self.database().clone(), entry.id.as_str(), false);
             let outcome = {
                 let run =
                     AssertUnwindSafe(migration.run_down(&mut context).expect("checked has_down"))

@@ -314,6 +314,48 @@ impl VersionStore {
 }
 
 impl VersionStore {
+    /// The raw record `key`, if there is one.
+    pub async fn read(&self, key: &str) -> Result<Option<Document>> {
+        self.collection
+            .find_one(doc! { "_id": key })
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!("reading the record from {}", self.name()),
+                    Some(key),
+                    e,
+                )
+            })
+    }
+
+    /// Stores a batch checkpoint at `field` of `key`'s record, by the holder of `fence`, in
+    /// `session`'s transaction when given.
+    pub async fn checkpoint(
+        &self,
+        key: &str,
+        fence: i64,
+        field: &str,
+        checkpoint: Document,
+        session: Option<&mut mongodb::ClientSession>,
+    ) -> Result<()> {
+        let update = self.collection.update_one(
+            doc! { "_id": key, "fence": fence },
+            doc! { "$set": { field: checkpoint } },
+        );
+        let result = match session {
+            Some(session) => update.session(session).await,
+            None => update.await,
+        }
+        .map_err(|e| {
+            Error::database(
+                format!("storing a checkpoint in {}", self.name()),
+                Some(key),
+                e,
+            )
+        })?;
+        fenced(result.matched_count, key, fence)
+    }
+
     /// Removes `key`'s record after its rollback ran, by the holder of `fence`.
     pub async fn remove(&self, key: &str, fence: i64) -> Result<()> {
         let result = self
@@ -405,7 +447,7 @@ impl VersionStore {
 fn applied_update(duration_ms: i64) -> Document {
     doc! {
         "$set": { "state": RecordState::Applied.as_str(), "duration_ms": duration_ms },
-        "$unset": { "last_error": "" },
+        "$unset": { "last_error": "", "checkpoints": "" },
         "$currentDate": { "finished_at": true, "applied_at": true },
     }
 }

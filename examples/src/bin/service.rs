@@ -1,35 +1,44 @@
 //! A service process (the API or a worker) that, like the reference system's processes, brings the
-//! schema up to date at start-up and prints what it did.
+//! schema up to date at start-up, prints what it did, and (with `--listen`) serves `/health`.
+//! `service migrate ...` is the operator's CLI, compiled into the same binary.
 //!
 //! ```text
-//! MONGODB_URI=mongodb://127.0.0.1:27017 cargo run -p schema-example --bin service -- --role api
+//! MONGODB_URI=mongodb://127.0.0.1:27017 service --role api
+//! MONGODB_URI=mongodb://127.0.0.1:27017 service --role api --listen 127.0.0.1:8080
+//! MONGODB_URI=mongodb://127.0.0.1:27017 service migrate status
 //! ```
+//!
+//! Settings come from the environment (see `schema_runtime::config`); the database defaults to
+//! `integr8scode` when `MONGODB_DATABASE` is unset.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use clap::Parser;
-use schema_runtime::mongodb::Client;
-use schema_runtime::mongodb::options::ClientOptions;
+use clap::{Parser, Subcommand};
 use schema_runtime::redact::scrub;
-use schema_runtime::{Migrator, Registry};
+use schema_runtime::{Migrator, Registry, Settings};
 
 // The migrations live in this package's library; `extern crate` makes sure it is linked (and
 // its registrations with it) although nothing else here names it.
 extern crate schema_example;
 
-/// Applies the schema migrations at start-up, then (in a real service) would serve.
 #[derive(Debug, Parser)]
 struct Args {
     /// Which process this is; only shown in the output.
     #[arg(long, default_value = "api")]
     role: String,
-    /// The server; `DATABASE_URL` is read when `MONGODB_URI` is not set.
-    #[arg(long, env = "MONGODB_URI")]
-    uri: Option<String>,
-    /// The database.
-    #[arg(long, env = "MONGODB_DATABASE", default_value = "integr8scode")]
-    database: String,
+    /// After start-up, serve `GET /health` on this address until stopped.
+    #[arg(long)]
+    listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Schema migrations: status, plan, up, down, baseline, redo, unlock, verify.
+    #[command(subcommand)]
+    Migrate(schema_runtime::cli::Command),
 }
 
 #[tokio::main]
@@ -42,35 +51,37 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("service ({}): start-up failed: {message}", args.role);
-            ExitCode::FAILURE
-        }
+    let settings = match settings() {
+        Ok(settings) => settings,
+        Err(e) => return fail(&args.role, e.to_string()),
+    };
+    let migrator = match settings.migrator().await {
+        Ok(migrator) => migrator,
+        Err(e) => return fail(&args.role, e.to_string()),
+    };
+    match &args.command {
+        Some(Sub::Migrate(command)) => command.run_to_exit_code(&migrator).await,
+        None => match start(&args, &settings, migrator).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(&args.role, message),
+        },
     }
 }
 
-async fn run(args: &Args) -> Result<(), String> {
-    let uri = args
-        .uri
-        .clone()
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .ok_or(
-            "set MONGODB_URI (or DATABASE_URL) to the server, such as mongodb://127.0.0.1:27017",
-        )?;
-    let mut options = ClientOptions::parse(&uri).await.map_err(|e| {
-        format!(
-            "MONGODB_URI {} is not usable: {}",
-            scrub(&uri),
-            scrub(&e.to_string())
-        )
-    })?;
-    options.server_selection_timeout = Some(Duration::from_secs(10));
-    options.app_name = Some(format!("schema-example-{}", args.role));
-    let client = Client::with_options(options).map_err(|e| scrub(&e.to_string()))?;
-    let database = client.database(&args.database);
+fn fail(role: &str, message: String) -> ExitCode {
+    eprintln!("service ({role}): start-up failed: {message}");
+    ExitCode::FAILURE
+}
 
+fn settings() -> schema_runtime::Result<Settings> {
+    Settings::from_lookup(|name| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| (name == "MONGODB_DATABASE").then(|| "integr8scode".to_owned()))
+    })
+}
+
+async fn start(args: &Args, settings: &Settings, migrator: Migrator) -> Result<(), String> {
     println!(
         "service ({}): {} migrations registered; database {:?} on {}",
         args.role,
@@ -78,14 +89,11 @@ async fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .migrations()
             .len(),
-        args.database,
-        scrub(&uri)
+        settings.database,
+        scrub(&settings.uri)
     );
     let started = Instant::now();
-    let report = Migrator::new(database)
-        .apply_all()
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = migrator.apply_all().await.map_err(|e| e.to_string())?;
     for applied in &report.applied {
         println!(
             "  applied {} {} ({} ms)",
@@ -97,6 +105,12 @@ async fn run(args: &Args) -> Result<(), String> {
     for warning in &report.warnings {
         println!("  warning: {warning}");
     }
+    if !settings.auto_migrate {
+        println!(
+            "  ENABLE_AUTO_MIGRATION is off: {} pending, not applied",
+            report.pending.len()
+        );
+    }
     println!(
         "service ({}): schema ready in {} ms: {} applied now, {} already applied",
         args.role,
@@ -104,5 +118,20 @@ async fn run(args: &Args) -> Result<(), String> {
         report.applied.len(),
         report.already_applied.len()
     );
+    if let Some(address) = &args.listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        println!(
+            "service ({}): serving /health on http://{address}",
+            args.role
+        );
+        axum::serve(listener, schema_example::health::router(migrator))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }

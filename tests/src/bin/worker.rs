@@ -20,6 +20,20 @@ use schema_runtime::{Error, MigrationContext, MigrationResult, Migrator};
 include!(concat!(env!("OUT_DIR"), "/proc.rs"));
 include!(concat!(env!("OUT_DIR"), "/bulk.rs"));
 
+/// A long data migration over `items` (the batch tests fill it): adds one to every `n`.
+#[schema_runtime::migration(id = "0001", description = "Add one to every item", group = "batch")]
+async fn add_one_to_every_item(ctx: &mut MigrationContext) -> MigrationResult {
+    let size = std::env::var("BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    ctx.batches("items")
+        .batch_size(size)
+        .update_each(|_| Some(doc! { "$inc": { "n": 1 } }))
+        .await?;
+    Ok(())
+}
+
 async fn step(ctx: &mut MigrationContext, id: &str) -> MigrationResult {
     if std::env::var("PAUSE_AT").ok().as_deref() == Some(id) {
         let dir = PathBuf::from(std::env::var("PAUSE_DIR").expect("PAUSE_DIR with PAUSE_AT"));

@@ -32,8 +32,12 @@ mod users {
         Ok(())
     }
 
-    #[schema_runtime::migration(id = "10", description = "Ten")]
+    #[schema_runtime::migration(id = "10", description = "Ten", down = undo_ten, destructive, transaction)]
     async fn ten(_ctx: &mut MigrationContext) -> MigrationResult {
+        Ok(())
+    }
+
+    async fn undo_ten(_ctx: &mut MigrationContext) -> MigrationResult {
         Ok(())
     }
 }
@@ -46,5 +50,8 @@ fn main() {
     let registry = schema_runtime::Registry::group("default").unwrap();
     let ids: Vec<String> = registry.migrations().iter().map(|m| m.id().to_string()).collect();
     assert_eq!(ids, ["0001", "0002", "10"]);
+    let ten = registry.migrations()[2];
+    assert!(ten.has_down() && ten.destructive() && ten.transaction());
+    assert!(!registry.migrations()[0].has_down());
     assert_eq!(schema_runtime::Registry::groups(), ["analytics", "default"]);
 }

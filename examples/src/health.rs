@@ -1,0 +1,43 @@
+//! A `/health` route for the service: database reachability and schema version, from one query.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use schema_runtime::Migrator;
+use serde_json::{Value, json};
+
+/// The router with `GET /health`: 200 when the database answers and nothing is pending or failed
+/// (`"status": "ok"`; a database ahead of this binary, as during a rolling deploy, is still ok),
+/// 503 otherwise (`"degraded"` or `"unavailable"`). The body carries the migrations' status.
+pub fn router(migrator: Migrator) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .with_state(Arc::new(migrator))
+}
+
+async fn health(State(migrator): State<Arc<Migrator>>) -> (StatusCode, Json<Value>) {
+    let status = migrator.status().await;
+    let (code, word) = if !status.reachable {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if status.pending > 0 || !status.failed.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    (
+        code,
+        Json(json!({
+            "status": word,
+            "database": {
+                "reachable": status.reachable,
+                "name": status.database,
+                "schema_version": status.highest_applied,
+            },
+            "migrations": status,
+        })),
+    )
+}

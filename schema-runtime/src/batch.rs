@@ -1,0 +1,367 @@
+//! Long data migrations: walk a large collection in `_id` order, batch by batch, with a checkpoint
+//! in the migration's record after each batch, so that a run that was killed resumes where it
+//! stopped.
+//!
+//! ```no_run
+//! use schema_runtime::bson::doc;
+//! use schema_runtime::{MigrationContext, MigrationResult, migration};
+//!
+//! #[migration(id = "0010", description = "Split full names")]
+//! async fn split_names(ctx: &mut MigrationContext) -> MigrationResult {
+//!     ctx.batches("users")
+//!         .filter(doc! { "full_name": { "$exists": true } })
+//!         .batch_size(1_000)
+//!         .update_each(|user| {
+//!             let full = user.get_str("full_name").ok()?;
+//!             let (first, last) = full.split_once(' ')?;
+//!             Some(doc! { "$set": { "first": first, "last": last }, "$unset": { "full_name": "" } })
+//!         })
+//!         .await?;
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Each batch's updates and its checkpoint are written in one transaction where the deployment
+//! has transactions (a replica set or a sharded cluster), so every document is transformed exactly
+//! once even when the process is killed. On a standalone server they are two writes: a kill
+//! between them repeats that one batch on the next run (at-least-once), so the transformation
+//! should then be idempotent.
+
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Document, doc};
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mongodb::options::{ReadConcern, WriteConcern};
+
+use crate::context::MigrationContext;
+use crate::deployment::Deployment;
+use crate::error::{Error, Result};
+use crate::store::VersionStore;
+
+/// How long a batch's transaction is retried while it conflicts with another transaction.
+const TRANSIENT_RETRY_LIMIT: Duration = Duration::from_secs(120);
+
+/// Where a running migration keeps its checkpoints: its record, written under the lock's fence.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckpointTarget {
+    pub store: VersionStore,
+    pub key: String,
+    pub fence: i64,
+}
+
+/// What a batch walk did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Documents visited by this run (not counting those done before a resume).
+    pub visited: u64,
+    /// Documents updated by this run.
+    pub updated: u64,
+    /// Documents done before this run started (from the checkpoint).
+    pub resumed_from: u64,
+    /// Batches written by this run.
+    pub batches: u64,
+}
+
+/// A walk over a collection in `_id` order; see the [module documentation](self).
+pub struct Batches<'a> {
+    ctx: &'a MigrationContext,
+    collection: String,
+    filter: Document,
+    batch_size: u32,
+}
+
+impl MigrationContext {
+    /// Walks `collection` in `_id` order in batches, with checkpoints (see [`crate::batch`]).
+    pub fn batches(&self, collection: &str) -> Batches<'_> {
+        Batches {
+            ctx: self,
+            collection: collection.to_owned(),
+            filter: Document::new(),
+            batch_size: 1_000,
+        }
+    }
+}
+
+impl Batches<'_> {
+    /// Visits only documents that match `filter`.
+    pub fn filter(mut self, filter: Document) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Documents per batch (default 1,000; at most 100,000).
+    pub fn batch_size(mut self, size: u32) -> Self {
+        self.batch_size = size.clamp(1, 100_000);
+        self
+    }
+
+    /// Calls `transform` on every document; a returned update document (`{"$set": ...}`) is
+    /// applied to that document. Updates are written one batch at a time, each batch with its
+    /// checkpoint.
+    pub async fn update_each<F>(self, mut transform: F) -> Result<BatchReport>
+    where
+        F: FnMut(&Document) -> Option<Document>,
+    {
+        let migration = self.ctx.migration_id().map(str::to_owned);
+        let migration = migration.as_deref();
+        let database = self.ctx.database();
+        let collection = database.collection::<Document>(&self.collection);
+        let target = self.ctx.checkpoint_target();
+        let field = format!("checkpoints.{}", self.collection.replace('.', "_"));
+        let failed = |what: &str, e| {
+            Error::database(
+                format!("{what} (batches over {:?})", self.collection),
+                migration,
+                e,
+            )
+        };
+
+        let (last_id, resumed_from) = match target {
+            Some(t) => read_checkpoint(t, &field).await?,
+            None => (None, 0),
+        };
+        let transactions =
+            target.is_some() && Deployment::detect(database).await?.supports_transactions();
+        let total = collection
+            .count_documents(self.filter.clone())
+            .await
+            .map_err(|e| failed("counting the documents", e))?;
+
+        let bar = if self.ctx.progress_bars() {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} {per_sec} eta {eta}")
+                .expect("a valid template"),
+        );
+        bar.set_message(self.collection.clone());
+        bar.set_position(resumed_from);
+
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        let mut report = BatchReport {
+            visited: 0,
+            updated: 0,
+            resumed_from,
+            batches: 0,
+        };
+        // One cursor in `_id` order for the whole walk (resuming after the checkpoint): the
+        // server sorts once, and each batch is the next `batch_size` documents of it.
+        let mut filter = self.filter.clone();
+        if let Some(last) = &last_id {
+            filter = doc! { "$and": [filter, { "_id": { "$gt": last.clone() } }] };
+        }
+        let mut cursor = collection
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .batch_size(self.batch_size)
+            .await
+            .map_err(|e| failed("reading the collection", e))?;
+        loop {
+            let mut batch: Vec<Document> = Vec::with_capacity(self.batch_size as usize);
+            while batch.len() < self.batch_size as usize {
+                match cursor
+                    .try_next()
+                    .await
+                    .map_err(|e| failed("reading a batch", e))?
+                {
+                    Some(document) => batch.push(document),
+                    None => break,
+                }
+            }
+            let Some(last) = batch.last().and_then(|d| d.get("_id")).cloned() else {
+                break;
+            };
+            let updates: Vec<Document> = batch
+                .iter()
+                .filter_map(|d| {
+                    let update = transform(d)?;
+                    Some(doc! { "q": { "_id": d.get("_id").cloned().unwrap_or(Bson::Null) }, "u": update })
+                })
+                .collect();
+            let done = resumed_from + report.visited + batch.len() as u64;
+            let checkpoint =
+                doc! { "last_id": last.clone(), "done": done as i64, "total": total as i64 };
+            let command =
+                doc! { "update": &self.collection, "updates": updates.clone(), "ordered": true };
+            match (target, transactions) {
+                (Some(t), true) => {
+                    write_in_transaction(
+                        self.ctx,
+                        t,
+                        &field,
+                        &checkpoint,
+                        &command,
+                        updates.is_empty(),
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        Error::Database { source, .. } => {
+                            failed("writing a batch and its checkpoint", *source)
+                        }
+                        other => other,
+                    })?;
+                }
+                (target, _) => {
+                    if !updates.is_empty() {
+                        let reply = database
+                            .run_command(command)
+                            .await
+                            .map_err(|e| failed("writing a batch", e))?;
+                        check_write_errors(&reply, &self.collection, migration)?;
+                    }
+                    if let Some(t) = target {
+                        write_checkpoint(t, &field, &checkpoint, None).await?;
+                    }
+                }
+            }
+            report.visited += batch.len() as u64;
+            report.updated += updates.len() as u64;
+            report.batches += 1;
+            bar.set_position(done);
+            if last_report.elapsed() >= Duration::from_secs(2) {
+                last_report = Instant::now();
+                let rate = report.visited as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                let eta = total.saturating_sub(done) as f64 / rate.max(1e-9);
+                tracing::info!(collection = %self.collection, done, total, rate = rate as u64, eta_secs = eta as u64, "batches");
+            }
+        }
+        bar.finish_and_clear();
+        tracing::info!(
+            collection = %self.collection,
+            visited = report.visited,
+            updated = report.updated,
+            resumed_from,
+            secs = started.elapsed().as_secs_f64(),
+            "batches done"
+        );
+        Ok(report)
+    }
+}
+
+async fn read_checkpoint(target: &CheckpointTarget, field: &str) -> Result<(Option<Bson>, u64)> {
+    let record = target.store.read(&target.key).await?;
+    let checkpoint = record.as_ref().and_then(|r| {
+        let mut value = Bson::Document(r.clone());
+        for part in field.split('.') {
+            value = value.as_document()?.get(part)?.clone();
+        }
+        value.as_document().cloned()
+    });
+    Ok(match checkpoint {
+        Some(c) => (
+            c.get("last_id").cloned(),
+            match c.get("done") {
+                Some(Bson::Int64(n)) => *n as u64,
+                Some(Bson::Int32(n)) => *n as u64,
+                _ => 0,
+            },
+        ),
+        None => (None, 0),
+    })
+}
+
+async fn write_checkpoint(
+    target: &CheckpointTarget,
+    field: &str,
+    checkpoint: &Document,
+    session: Option<&mut mongodb::ClientSession>,
+) -> Result<()> {
+    target
+        .store
+        .checkpoint(
+            &target.key,
+            target.fence,
+            field,
+            checkpoint.clone(),
+            session,
+        )
+        .await
+}
+
+async fn write_in_transaction(
+    ctx: &MigrationContext,
+    target: &CheckpointTarget,
+    field: &str,
+    checkpoint: &Document,
+    command: &Document,
+    no_updates: bool,
+) -> Result<()> {
+    let database = ctx.database();
+    let migration = ctx.migration_id();
+    // A transaction left open by a killed process holds its writes until the server aborts it
+    // (after `transactionLifetimeLimitSeconds`, 60 s by default): keep retrying past that.
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let mut session = database
+            .client()
+            .start_session()
+            .await
+            .map_err(|e| Error::database("starting a session", migration, e))?;
+        session
+            .start_transaction()
+            .read_concern(ReadConcern::majority())
+            .write_concern(WriteConcern::majority())
+            .await
+            .map_err(|e| Error::database("starting a transaction", migration, e))?;
+        let result: Result<()> = async {
+            if !no_updates {
+                let reply = database
+                    .run_command(command.clone())
+                    .session(&mut session)
+                    .await
+                    .map_err(|e| Error::database("writing a batch", migration, e))?;
+                check_write_errors(
+                    &reply,
+                    command.get_str("update").unwrap_or_default(),
+                    migration,
+                )?;
+            }
+            write_checkpoint(target, field, checkpoint, Some(&mut session)).await?;
+            session
+                .commit_transaction()
+                .await
+                .map_err(|e| Error::database("committing a batch", migration, e))
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(Error::Database { source, .. })
+                if started.elapsed() < TRANSIENT_RETRY_LIMIT
+                    && source.contains_label("TransientTransactionError") =>
+            {
+                let _ = session.abort_transaction().await;
+                tracing::warn!(
+                    waited_secs = started.elapsed().as_secs(),
+                    "a batch's transaction conflicted with another (perhaps one left open by a killed process); retrying"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                let _ = session.abort_transaction().await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn check_write_errors(reply: &Document, collection: &str, migration: Option<&str>) -> Result<()> {
+    match reply.get_array("writeErrors") {
+        Ok(errors) if !errors.is_empty() => Err(Error::NotApplicable {
+            command: "batches".into(),
+            id: migration.unwrap_or("-").to_owned(),
+            problem: format!(
+                "the server refused {} update(s) of a batch over {collection:?}, the first: {}",
+                errors.len(),
+                errors[0]
+            ),
+        }),
+        _ => Ok(()),
+    }
+}

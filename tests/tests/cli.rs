@@ -1,0 +1,359 @@
+//! The embeddable `migrate` CLI, against the real server: every command's output and the database
+//! state afterwards.
+
+use bson::{Bson, Document, doc};
+use clap::Parser;
+use schema_runtime::cli::{Command, Outcome};
+use schema_runtime::{Error, MigrationContext, MigrationResult, Migrator, migration};
+use schema_tests::{TestDb, bump, count, counting_client, documents, record};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn parse(args: &[&str]) -> Command {
+    Cli::try_parse_from(std::iter::once("migrate").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        .command
+}
+
+async fn run(migrator: &Migrator, args: &[&str]) -> (schema_runtime::Result<Outcome>, String) {
+    let mut out = Vec::new();
+    let result = parse(args).run(migrator, &mut out).await;
+    (result, String::from_utf8(out).unwrap())
+}
+
+async fn log_down(ctx: &MigrationContext, id: &str) -> MigrationResult {
+    ctx.collection::<Document>("down_log")
+        .update_one(doc! { "_id": "log" }, doc! { "$push": { "ids": id } })
+        .upsert(true)
+        .await?;
+    Ok(())
+}
+
+#[migration(id = "0001", description = "Create the widgets collection", group = "cli", down = drop_widgets)]
+async fn create_widgets(ctx: &mut MigrationContext) -> MigrationResult {
+    bump(ctx.database(), "cli_0001").await?;
+    ctx.database().create_collection("widgets").await?;
+    Ok(())
+}
+
+async fn drop_widgets(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.collection::<Document>("widgets").drop().await?;
+    log_down(ctx, "0001").await
+}
+
+#[migration(id = "0002", description = "Index widgets by name", group = "cli", down = drop_widget_index)]
+async fn index_widgets(ctx: &mut MigrationContext) -> MigrationResult {
+    bump(ctx.database(), "cli_0002").await?;
+    ctx.ensure_indexes(
+        "widgets",
+        &[schema_runtime::IndexSpec::new(
+            "idx_name",
+            doc! { "name": 1 },
+        )],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn drop_widget_index(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.collection::<Document>("widgets")
+        .drop_index("idx_name")
+        .await?;
+    log_down(ctx, "0002").await
+}
+
+#[migration(id = "0003", description = "Seed widgets", group = "cli")]
+async fn seed_widgets(ctx: &mut MigrationContext) -> MigrationResult {
+    bump(ctx.database(), "cli_0003").await?;
+    Ok(())
+}
+
+#[migration(id = "0004", description = "Drop legacy gadgets", group = "cli", destructive, down = restore_gadgets)]
+async fn drop_gadgets(ctx: &mut MigrationContext) -> MigrationResult {
+    bump(ctx.database(), "cli_0004").await?;
+    Ok(())
+}
+
+async fn restore_gadgets(ctx: &mut MigrationContext) -> MigrationResult {
+    log_down(ctx, "0004").await
+}
+
+async fn down_log(db: &mongodb::Database) -> Vec<String> {
+    documents(db, "down_log")
+        .await
+        .first()
+        .and_then(|d| d.get_array("ids").ok().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|b| b.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn migrator(t: &TestDb) -> Migrator {
+    Migrator::new(t.db.clone()).group("cli")
+}
+
+#[tokio::test]
+async fn status_and_plan_on_a_fresh_database_send_no_write() {
+    let (client, log) = counting_client().await;
+    let t = TestDb::with_client(&client, "cli_plan").await;
+    let m = migrator(&t);
+
+    log.reset();
+    let (result, out) = run(&m, &["plan"]).await;
+    assert_eq!(result.unwrap(), Outcome::Success);
+    assert_eq!(log.names(), ["find"], "plan sends no write");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "up would apply, in order:");
+    assert_eq!(lines[1], "  0001 Create the widgets collection");
+    assert_eq!(lines[4], "  0004 Drop legacy gadgets [destructive]");
+    assert!(
+        lines[5].contains("refused unless --allow-destructive"),
+        "{out}"
+    );
+
+    log.reset();
+    let (_, out) = run(&m, &["status"]).await;
+    assert_eq!(log.names(), ["find"]);
+    assert!(
+        out.contains("| 0001 | Create the widgets collection | pending"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 applied, 4 pending, 0 unknown to this binary"),
+        "{out}"
+    );
+    let (_, json) = run(&m, &["status", "--json"]).await;
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    assert_eq!(rows[3]["id"], "0004");
+    assert_eq!(rows[3]["state"], "pending");
+    assert!(documents(&t.db, "schema_versions").await.is_empty());
+}
+
+#[tokio::test]
+async fn up_to_then_destructive_only_when_allowed() {
+    let t = TestDb::new("cli_up").await;
+    let m = migrator(&t);
+    let (result, out) = run(&m, &["up", "--to", "0002"]).await;
+    result.unwrap();
+    assert!(
+        out.contains("applied 0001 Create the widgets collection"),
+        "{out}"
+    );
+    assert!(out.contains("applied 0002 Index widgets by name"), "{out}");
+    assert!(out.contains("left pending (after --to): 0003"), "{out}");
+    assert!(record(&t.db, "0003").await.is_none());
+
+    let (result, _) = run(&m, &["up"]).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::DestructiveNotAllowed { id, .. } if id == "0004"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--allow-destructive"), "{err}");
+    assert!(
+        record(&t.db, "0003").await.is_none(),
+        "refused before anything ran"
+    );
+
+    let (result, out) = run(&m, &["up", "--allow-destructive"]).await;
+    result.unwrap();
+    assert!(
+        out.contains("applied 0003") && out.contains("applied 0004"),
+        "{out}"
+    );
+    let (_, out) = run(&m, &["status"]).await;
+    assert!(out.contains("4 applied, 0 pending"), "{out}");
+    assert_eq!(
+        out.matches("| ok ").count(),
+        4,
+        "every checksum matches: {out}"
+    );
+    for id in ["0001", "0002", "0003", "0004"] {
+        assert_eq!(
+            record(&t.db, id).await.unwrap().get_str("state").unwrap(),
+            "applied"
+        );
+    }
+}
+
+#[tokio::test]
+async fn down_rolls_back_newest_first_and_stops_where_there_is_no_rollback() {
+    let t = TestDb::new("cli_down").await;
+    let m = migrator(&t).allow_destructive(true);
+    m.apply_all().await.unwrap();
+
+    let (result, out) = run(&m, &["down", "--to", "0001"]).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::NoRollback { id, .. } if id == "0003"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("after rolling back 0004"), "{err}");
+    assert_eq!(out, "", "an error is returned, not printed");
+    assert_eq!(down_log(&t.db).await, ["0004"]);
+    assert!(
+        record(&t.db, "0004").await.is_none(),
+        "0004's record is removed"
+    );
+    assert!(
+        record(&t.db, "0003").await.is_some(),
+        "0003 stays: it has no rollback"
+    );
+
+    // From a state where every migration above the target has a rollback: 0002 then 0001.
+    let t = TestDb::new("cli_down2").await;
+    let m = migrator(&t);
+    m.up(Some(&"0002".parse().unwrap())).await.unwrap();
+    let (result, out) = run(&m, &["down", "--to", "0"]).await;
+    result.unwrap();
+    assert_eq!(out, "rolled back 0002\nrolled back 0001\n");
+    assert_eq!(down_log(&t.db).await, ["0002", "0001"]);
+    assert!(documents(&t.db, "schema_versions").await.is_empty());
+    let collections = t.db.list_collection_names().await.unwrap();
+    assert!(
+        !collections.contains(&"widgets".to_owned()),
+        "{collections:?}"
+    );
+}
+
+#[tokio::test]
+async fn baseline_records_without_running_then_up_applies_the_rest() {
+    let t = TestDb::new("cli_baseline").await;
+    let m = migrator(&t);
+    let (result, out) = run(&m, &["baseline", "--to", "0003"]).await;
+    result.unwrap();
+    assert_eq!(out.lines().count(), 3, "{out}");
+    for id in ["0001", "0002", "0003"] {
+        let r = record(&t.db, id).await.unwrap();
+        assert_eq!(r.get_str("state").unwrap(), "applied");
+        assert_eq!(r.get_bool("baseline").ok(), Some(true));
+        assert_eq!(
+            count(&t.db, &format!("cli_{id}")).await,
+            0,
+            "{id} did not run"
+        );
+    }
+    let (result, out) = run(&m, &["up", "--allow-destructive"]).await;
+    result.unwrap();
+    assert_eq!(out, format!("{}\n", out.lines().next().unwrap()));
+    assert!(out.starts_with("applied 0004 Drop legacy gadgets"), "{out}");
+    assert_eq!(count(&t.db, "cli_0001").await, 0);
+}
+
+#[tokio::test]
+async fn redo_runs_an_applied_migration_again() {
+    let t = TestDb::new("cli_redo").await;
+    let m = migrator(&t);
+    m.up(Some(&"0001".parse().unwrap())).await.unwrap();
+    let (result, out) = run(&m, &["redo", "0001"]).await;
+    result.unwrap();
+    assert!(
+        out.starts_with("ran 0001 Create the widgets collection again"),
+        "{out}"
+    );
+    assert!(out.contains("attempt 2"), "{out}");
+    assert_eq!(count(&t.db, "cli_0001").await, 2);
+    let r = record(&t.db, "0001").await.unwrap();
+    assert_eq!(
+        (r.get_str("state").unwrap(), r.get_i64("attempts").unwrap()),
+        ("applied", 2)
+    );
+
+    let (result, _) = run(&m, &["redo", "0003"]).await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("redo 0003") && err.contains("not applied"),
+        "{err}"
+    );
+    let (result, _) = run(&m, &["redo", "42"]).await;
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("no registered migration")
+    );
+}
+
+#[tokio::test]
+async fn unlock_force_releases_a_lock_whose_holder_is_gone() {
+    assert!(
+        Cli::try_parse_from(["migrate", "unlock"]).is_err(),
+        "--force is required"
+    );
+    let t = TestDb::new("cli_unlock").await;
+    let m = migrator(&t);
+    let expires = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() + 3_600_000);
+    t.db.collection::<Document>("schema_versions_lock")
+        .insert_one(doc! { "_id": "migrations", "owner": "ghost:1:dead", "fence": 5_i64, "expires_at": expires })
+        .await
+        .unwrap();
+    let (result, out) = run(&m, &["unlock", "--force"]).await;
+    result.unwrap();
+    assert_eq!(out, "released the lock held by ghost:1:dead (fence 5)\n");
+    let lock = documents(&t.db, "schema_versions_lock").await;
+    assert_eq!(lock[0].get("owner"), Some(&Bson::Null));
+    // The next acquisition gets a higher fence.
+    m.up(Some(&"0001".parse().unwrap())).await.unwrap();
+    assert_eq!(
+        record(&t.db, "0001")
+            .await
+            .unwrap()
+            .get_i64("fence")
+            .unwrap(),
+        6
+    );
+    let (_, out) = run(&m, &["unlock", "--force"]).await;
+    assert_eq!(out, "the lock was not held\n");
+}
+
+#[tokio::test]
+async fn verify_passes_a_clean_database_and_lists_every_problem_otherwise() {
+    let t = TestDb::new("cli_verify").await;
+    let m = migrator(&t).allow_destructive(true);
+    m.apply_all().await.unwrap();
+    let (result, out) = run(&m, &["verify"]).await;
+    assert_eq!(result.unwrap(), Outcome::Success);
+    assert_eq!(out, "verify: no problems\n");
+
+    let versions = t.db.collection::<Document>("schema_versions");
+    versions
+        .update_one(
+            doc! { "_id": "0001" },
+            doc! { "$set": { "checksum": "edited" } },
+        )
+        .await
+        .unwrap();
+    versions
+        .update_one(
+            doc! { "_id": "0003" },
+            doc! { "$set": { "state": "failed", "last_error": "boom" } },
+        )
+        .await
+        .unwrap();
+    versions
+        .insert_one(doc! { "_id": "0099", "state": "applied" })
+        .await
+        .unwrap();
+    let (result, out) = run(&m, &["verify"]).await;
+    assert_eq!(result.unwrap(), Outcome::Problems);
+    assert!(
+        out.contains("problem: 0001: changed after it was applied"),
+        "{out}"
+    );
+    assert!(out.contains("problem: 0003: failed: boom"), "{out}");
+    assert!(
+        out.contains("problem: 0003: pending, but 0099 is already applied (out of order)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem: 0099: applied, but this binary does not know it"),
+        "{out}"
+    );
+    assert!(out.ends_with("verify: 4 problem(s)\n"), "{out}");
+}

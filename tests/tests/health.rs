@@ -1,0 +1,84 @@
+//! The example's `/health` route over real HTTP, backed by `Migrator::status` (one query).
+
+use schema_runtime::{MigrationContext, MigrationResult, Migrator, migration};
+use schema_tests::TestDb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[migration(id = "0001", description = "Health check fixture", group = "health")]
+async fn health_fixture(_ctx: &mut MigrationContext) -> MigrationResult {
+    Ok(())
+}
+
+/// Serves the router on a free port and sends one `GET /health`; returns status code and JSON.
+async fn get_health(migrator: Migrator) -> (u16, serde_json::Value) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, schema_example::health::router(migrator))
+            .await
+            .unwrap();
+    });
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    server.abort();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let code: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    (
+        code,
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")),
+    )
+}
+
+#[tokio::test]
+async fn health_reports_pending_then_ok_with_the_schema_version() {
+    let t = TestDb::new("health").await;
+    let migrator = Migrator::new(t.db.clone()).group("health");
+
+    let (code, body) = get_health(migrator.clone()).await;
+    assert_eq!(code, 503);
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["database"]["reachable"], true);
+    assert_eq!(body["migrations"]["pending"], 1);
+    assert_eq!(body["database"]["schema_version"], serde_json::Value::Null);
+
+    migrator.apply_all().await.unwrap();
+    let (code, body) = get_health(migrator).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"]["schema_version"], "0001");
+    assert_eq!(body["database"]["name"], t.name());
+    assert_eq!(body["migrations"]["pending"], 0);
+    assert_eq!(body["migrations"]["database_ahead"], false);
+}
+
+#[tokio::test]
+async fn health_of_an_unreachable_database_is_503_unavailable() {
+    // A client whose server cannot be reached (nothing listens on port 1).
+    let client = schema_runtime::mongodb::Client::with_uri_str(
+        "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=300",
+    )
+    .await
+    .unwrap();
+    let migrator = Migrator::new(client.database("nowhere")).group("health");
+    let (code, body) = get_health(migrator).await;
+    assert_eq!(code, 503);
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["database"]["reachable"], false);
+    assert!(
+        body["migrations"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("reading the applied migrations"),
+        "{body}"
+    );
+}
