@@ -111,8 +111,13 @@ async fn start(args: &Args, settings: &Settings, migrator: Migrator) -> Result<(
             report.pending.len()
         );
     }
+    let state = if report.pending.is_empty() {
+        "schema ready"
+    } else {
+        "start-up done, schema NOT up to date"
+    };
     println!(
-        "service ({}): schema ready in {} ms: {} applied now, {} already applied",
+        "service ({}): {state} in {} ms: {} applied now, {} already applied",
         args.role,
         started.elapsed().as_millis(),
         report.applied.len(),
