@@ -55,6 +55,25 @@ pub struct LockHolder {
     pub expires_at: Option<bson::DateTime>,
 }
 
+/// Jittered exponential back-off between tries of the lock: pauses of 50 ms doubling up to 2 s,
+/// each scaled by a random factor in 0.5–1.5 so that processes started together spread out.
+pub(crate) struct Backoff {
+    delay: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff {
+            delay: Duration::from_millis(50),
+        }
+    }
+
+    pub(crate) async fn pause(&mut self) {
+        tokio::time::sleep(self.delay.mul_f64(0.5 + fastrand::f64())).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// The lease lock of one versions collection.
 #[derive(Debug, Clone)]
 pub struct LeaseLock {
@@ -175,6 +194,16 @@ impl LeaseLock {
             fence: number(d.get("fence")).unwrap_or(0),
             expires_at: d.get_datetime("expires_at").ok().copied(),
         }))
+    }
+
+    /// The error for a process that waited `waited` for the lock, naming the holder.
+    pub(crate) async fn timeout_error(&self, waited: Duration) -> Error {
+        let holder = match self.holder().await {
+            Ok(Some(h)) => format!("it is held by {} (fence {})", h.owner, h.fence),
+            Ok(None) => "it was just released".to_owned(),
+            Err(e) => format!("its holder could not be read: {e}"),
+        };
+        Error::LockTimeout { waited, holder }
     }
 
     /// Releases the lock whoever holds it: for an operator who knows the holder is gone.

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
-use crate::lock::{Lease, LeaseLock};
+use crate::lock::{Backoff, Lease, LeaseLock};
 use crate::plan::{Plan, PlanEntry};
 use crate::registry::Registry;
 use crate::store::{DEFAULT_COLLECTION, MigrationRecord, VersionStore};
@@ -355,30 +355,16 @@ impl Migrator {
 
         let lock = self.lock();
         let waiting = Instant::now();
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = Backoff::new();
         let lease = loop {
             if let Some(lease) = lock.try_acquire().await? {
                 break lease;
             }
             if waiting.elapsed() >= self.max_wait {
-                let holder = match lock.holder().await {
-                    Ok(Some(h)) => format!("it is held by {} (fence {})", h.owner, h.fence),
-                    Ok(None) => "it was just released".to_owned(),
-                    Err(e) => format!("its holder could not be read: {e}"),
-                };
-                return Err(Error::LockTimeout {
-                    waited: waiting.elapsed(),
-                    holder,
-                });
+                return Err(lock.timeout_error(waiting.elapsed()).await);
             }
-            // Jitter spreads the retries of many processes started together.
-            let pause = delay.mul_f64(0.5 + fastrand::f64());
-            tracing::debug!(
-                ?pause,
-                "the migration lock is held by another process; waiting"
-            );
-            tokio::time::sleep(pause).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            tracing::debug!("the migration lock is held by another process; waiting");
+            backoff.pause().await;
             let plan = Plan::new(&registry, store.load().await?);
             if !plan.pending_up_to(to).any(|_| true) {
                 let mut report = self.check(&plan, to)?;

@@ -2,7 +2,7 @@
 //! database (baseline), run one migration again (redo). The commands that write take the lock.
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::FutureExt;
 use schema_id::MigrationId;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
-use crate::lock::Lease;
+use crate::lock::{Backoff, Lease};
 use crate::migrator::{AppliedMigration, Migrator};
 use crate::plan::{ChecksumStatus, EntryState, Plan};
 use crate::store::RecordState;
@@ -327,24 +327,15 @@ impl Migrator {
     pub(crate) async fn wait_for_lock(&self) -> Result<Lease> {
         let lock = self.lock();
         let waiting = Instant::now();
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = Backoff::new();
         loop {
             if let Some(lease) = lock.try_acquire().await? {
                 return Ok(lease);
             }
             if waiting.elapsed() >= self.max_wait_setting() {
-                let holder = match lock.holder().await {
-                    Ok(Some(h)) => format!("it is held by {} (fence {})", h.owner, h.fence),
-                    Ok(None) => "it was just released".to_owned(),
-                    Err(e) => format!("its holder could not be read: {e}"),
-                };
-                return Err(Error::LockTimeout {
-                    waited: waiting.elapsed(),
-                    holder,
-                });
+                return Err(lock.timeout_error(waiting.elapsed()).await);
             }
-            tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            backoff.pause().await;
         }
     }
 }

@@ -196,10 +196,6 @@ impl VersionStore {
         fence: i64,
         attempt: i64,
     ) -> Result<()> {
-        let filter = doc! {
-            "_id": key,
-            "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
-        };
         let update = doc! {
             "$set": {
                 "description": migration.description(),
@@ -214,6 +210,22 @@ impl VersionStore {
             "$unset": { "finished_at": "", "duration_ms": "" },
             "$currentDate": { "started_at": true },
         };
+        self.upsert_fenced(key, fence, update, "recording the start")
+            .await
+    }
+
+    /// Upserts `key`'s record unless a newer lock holder (a higher fence) wrote it last.
+    async fn upsert_fenced(
+        &self,
+        key: &str,
+        fence: i64,
+        update: Document,
+        what: &str,
+    ) -> Result<()> {
+        let filter = doc! {
+            "_id": key,
+            "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
+        };
         match self
             .collection
             .update_one(filter, update)
@@ -227,7 +239,7 @@ impl VersionStore {
                 reason: "its record was written under a newer lock by another process".into(),
             }),
             Err(e) => Err(Error::database(
-                format!("recording the start in {}", self.name()),
+                format!("{what} in {}", self.name()),
                 Some(key),
                 e,
             )),
@@ -377,10 +389,6 @@ impl VersionStore {
 
     /// Records `migration` as applied without running it (`baseline`), by the holder of `fence`.
     pub async fn baseline(&self, key: &str, migration: &Migration, fence: i64) -> Result<()> {
-        let filter = doc! {
-            "_id": key,
-            "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
-        };
         let update = doc! {
             "$set": {
                 "description": migration.description(),
@@ -396,24 +404,8 @@ impl VersionStore {
             "$currentDate": { "finished_at": true, "applied_at": true },
             "$setOnInsert": { "attempts": 0_i64 },
         };
-        match self
-            .collection
-            .update_one(filter, update)
-            .upsert(true)
+        self.upsert_fenced(key, fence, update, "recording a baseline")
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if crate::lock::is_duplicate_key(&e) => Err(Error::LockLost {
-                migration: Some(key.to_owned()),
-                fence,
-                reason: "its record was written under a newer lock by another process".into(),
-            }),
-            Err(e) => Err(Error::database(
-                format!("recording a baseline in {}", self.name()),
-                Some(key),
-                e,
-            )),
-        }
     }
 
     /// Notes on `key`'s (still applied) record that its rollback failed.
