@@ -15,7 +15,7 @@ use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::lock::{Backoff, Lease, LeaseLock};
 use crate::plan::{Plan, PlanEntry};
-use crate::registry::Registry;
+use crate::registry::{MigrationFuture, Registry};
 use crate::store::{DEFAULT_COLLECTION, MigrationRecord, VersionStore};
 
 /// What to do when an applied migration's code changed since it ran (its checksum differs).
@@ -323,6 +323,7 @@ impl Migrator {
             let plan = self.plan().await?;
             let mut report = self.check(&plan, None)?;
             report.pending = plan.pending().map(|e| e.id.clone()).collect();
+            report.warnings.iter().for_each(log_warning);
             tracing::info!(
                 pending = report.pending.len(),
                 "auto-migration is off: nothing applied"
@@ -340,7 +341,9 @@ impl Migrator {
             database = self.database.name(),
             group = %self.group,
         );
-        self.up_inner(to).instrument(span).await
+        let report = self.up_inner(to).instrument(span).await?;
+        report.warnings.iter().for_each(log_warning);
+        Ok(report)
     }
 
     async fn up_inner(&self, to: Option<&MigrationId>) -> Result<Report> {
@@ -348,7 +351,7 @@ impl Migrator {
         let store = self.store();
         let plan = Plan::new(&registry, self.load_with_retries(&store).await?);
         let report = self.check(&plan, to)?;
-        if !plan.pending_up_to(to).any(|_| true) {
+        if plan.pending_up_to(to).next().is_none() {
             tracing::debug!(applied = report.already_applied.len(), "nothing pending");
             return Ok(report);
         }
@@ -366,7 +369,7 @@ impl Migrator {
             tracing::debug!("the migration lock is held by another process; waiting");
             backoff.pause().await;
             let plan = Plan::new(&registry, store.load().await?);
-            if !plan.pending_up_to(to).any(|_| true) {
+            if plan.pending_up_to(to).next().is_none() {
                 let mut report = self.check(&plan, to)?;
                 report.waited = waiting.elapsed();
                 tracing::info!(waited = ?report.waited, "another process applied the pending migrations");
@@ -378,23 +381,11 @@ impl Migrator {
         let outcome = AssertUnwindSafe(self.apply_locked(&registry, &store, &lease, to))
             .catch_unwind()
             .await;
-        let released = lease.release().await;
-        match outcome {
-            Ok(Ok(mut report)) => {
-                report.took_lock = true;
-                report.waited = waited;
-                if let Err(e) = released {
-                    let warning = Warning::LockNotReleased {
-                        reason: e.to_string(),
-                    };
-                    tracing::warn!("{warning}");
-                    report.warnings.push(warning);
-                }
-                Ok(report)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        let (mut report, not_released) = release_after(lease, outcome).await?;
+        report.took_lock = true;
+        report.waited = waited;
+        report.warnings.extend(not_released);
+        Ok(report)
     }
 
     async fn apply_locked(
@@ -432,7 +423,8 @@ impl Migrator {
         Ok(report)
     }
 
-    /// The report of a plan's state, or the error that refuses it.
+    /// The report of a plan's state, or the error that refuses it. Pure: it is computed again
+    /// under the lock, and its warnings are logged once, by the caller that returns them.
     pub(crate) fn check(&self, plan: &Plan, to: Option<&MigrationId>) -> Result<Report> {
         let mut report = Report {
             already_applied: plan
@@ -472,7 +464,6 @@ impl Migrator {
                         recorded: recorded.to_owned(),
                         current: entry.migration.checksum().to_owned(),
                     };
-                    tracing::warn!(id = %entry.id, "{warning}");
                     report.warnings.push(warning);
                 }
                 ChecksumPolicy::Ignore => {}
@@ -492,12 +483,10 @@ impl Migrator {
             });
         }
         for record in &plan.unknown {
-            let warning = Warning::UnknownRecord {
+            report.warnings.push(Warning::UnknownRecord {
                 key: record.key.clone(),
                 description: record.description.clone(),
-            };
-            tracing::info!("{warning}");
-            report.warnings.push(warning);
+            });
         }
         Ok(report)
     }
@@ -595,19 +584,13 @@ impl Migrator {
         }
 
         let started = Instant::now();
-        let outcome = {
-            let run = AssertUnwindSafe(migration.run(&mut context)).catch_unwind();
-            tokio::select! {
-                outcome = run => Ok(outcome),
-                reason = lease.lost() => Err(reason),
-            }
-        };
+        let ended = run_under_lease(lease, migration.run(&mut context)).await;
         let duration = started.elapsed();
         let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         let mut session = context.take_session();
 
-        let (message, source) = match outcome {
-            Err(reason) => {
+        let (message, source) = match ended {
+            Ended::LeaseLost(reason) => {
                 // The migration was stopped where it was; its transaction (if any) is dropped
                 // and so aborted. Record the interruption if the record is still ours.
                 tracing::error!(%reason, "lost the migration lock; stopping");
@@ -616,7 +599,7 @@ impl Migrator {
                     .await;
                 return Err(lease.lost_error(Some(id), reason));
             }
-            Ok(Ok(Ok(()))) => {
+            Ended::Returned => {
                 match session.as_mut() {
                     Some(session) => {
                         self.commit(store, lease, session, &key, id, duration_ms)
@@ -632,8 +615,7 @@ impl Migrator {
                     attempt,
                 });
             }
-            Ok(Ok(Err(error))) => (crate::redact::scrub(&error.to_string()), Some(error)),
-            Ok(Err(panic)) => (format!("panicked: {}", panic_message(&panic)), None),
+            Ended::Failed { message, source } => (message, source),
         };
         if let Some(session) = session.as_mut() {
             // Fails harmlessly when the migration already ended the transaction itself.
@@ -688,6 +670,64 @@ impl Migrator {
                 Err(e)
             }
         }
+    }
+}
+
+/// How a migration's function (or its rollback) ended when run under the lease.
+pub(crate) enum Ended {
+    /// It returned `Ok`.
+    Returned,
+    /// It returned an error or panicked.
+    Failed {
+        message: String,
+        source: Option<crate::error::BoxError>,
+    },
+    /// The lease was lost first; the function was dropped where it stood.
+    LeaseLost(String),
+}
+
+/// Runs a migration's (or rollback's) future to its end, catching a panic, unless the lease is
+/// lost first.
+pub(crate) async fn run_under_lease(lease: &Lease, run: MigrationFuture<'_>) -> Ended {
+    tokio::select! {
+        outcome = AssertUnwindSafe(run).catch_unwind() => match outcome {
+            Ok(Ok(())) => Ended::Returned,
+            Ok(Err(error)) => Ended::Failed {
+                message: crate::redact::scrub(&error.to_string()),
+                source: Some(error),
+            },
+            Err(panic) => Ended::Failed {
+                message: format!("panicked: {}", panic_message(&panic)),
+                source: None,
+            },
+        },
+        reason = lease.lost() => Ended::LeaseLost(reason),
+    }
+}
+
+/// Releases the lease after a locked operation and returns the operation's result (or resumes
+/// its panic), with a warning when the release failed (the lease then expires by itself).
+pub(crate) async fn release_after<T>(
+    lease: Lease,
+    outcome: std::thread::Result<Result<T>>,
+) -> Result<(T, Option<Warning>)> {
+    let released = lease.release().await;
+    match outcome {
+        Ok(Ok(value)) => Ok((
+            value,
+            released.err().map(|e| Warning::LockNotReleased {
+                reason: e.to_string(),
+            }),
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+pub(crate) fn log_warning(warning: &Warning) {
+    match warning {
+        Warning::UnknownRecord { .. } => tracing::info!("{warning}"),
+        _ => tracing::warn!("{warning}"),
     }
 }
 

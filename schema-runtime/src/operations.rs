@@ -12,7 +12,9 @@ use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::lock::{Backoff, Lease};
-use crate::migrator::{AppliedMigration, Migrator};
+use crate::migrator::{
+    AppliedMigration, Ended, Migrator, log_warning, release_after, run_under_lease,
+};
 use crate::plan::{ChecksumStatus, EntryState, Plan};
 use crate::store::RecordState;
 
@@ -230,25 +232,18 @@ impl Migrator {
             let key = entry.record_key();
             let mut context =
                 MigrationContext::for_migration(self.database().clone(), entry.id.as_str(), false);
-            let outcome = {
-                let run =
-                    AssertUnwindSafe(migration.run_down(&mut context).expect("checked has_down"))
-                        .catch_unwind();
-                tokio::select! {
-                    outcome = run => Ok(outcome),
-                    reason = lease.lost() => Err(reason),
+            let rollback = migration.run_down(&mut context).expect("checked has_down");
+            let message = match run_under_lease(lease, rollback).await {
+                Ended::LeaseLost(reason) => {
+                    return Err(lease.lost_error(Some(entry.id.as_str()), reason));
                 }
-            };
-            let message = match outcome {
-                Err(reason) => return Err(lease.lost_error(Some(entry.id.as_str()), reason)),
-                Ok(Ok(Ok(()))) => {
+                Ended::Returned => {
                     store.remove(&key, lease.fence()).await?;
                     tracing::info!(id = %entry.id, "rolled back");
                     rolled_back.push(entry.id.clone());
                     continue;
                 }
-                Ok(Ok(Err(error))) => crate::redact::scrub(&error.to_string()),
-                Ok(Err(_panic)) => "its rollback panicked".to_owned(),
+                Ended::Failed { message, .. } => message,
             };
             store
                 .note_rollback_failure(&key, lease.fence(), &message)
@@ -340,19 +335,9 @@ impl Migrator {
     }
 }
 
-/// Releases the lease after a locked operation, then returns its result (or resumes its panic).
+/// Releases the lease after a locked operation and returns its result, logging a failed release.
 async fn finish_locked<T>(lease: Lease, outcome: std::thread::Result<Result<T>>) -> Result<T> {
-    let released = lease.release().await;
-    match outcome {
-        Ok(Ok(value)) => {
-            if let Err(e) = released {
-                tracing::warn!(
-                    "the migration lock was not released ({e}); its lease expires by itself"
-                );
-            }
-            Ok(value)
-        }
-        Ok(Err(e)) => Err(e),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    let (value, not_released) = release_after(lease, outcome).await?;
+    not_released.iter().for_each(log_warning);
+    Ok(value)
 }

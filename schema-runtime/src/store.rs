@@ -222,13 +222,9 @@ impl VersionStore {
         update: Document,
         what: &str,
     ) -> Result<()> {
-        let filter = doc! {
-            "_id": key,
-            "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
-        };
         match self
             .collection
-            .update_one(filter, update)
+            .update_one(written_by_fence_or_older(key, fence), update)
             .upsert(true)
             .await
         {
@@ -372,10 +368,7 @@ impl VersionStore {
     pub async fn remove(&self, key: &str, fence: i64) -> Result<()> {
         let result = self
             .collection
-            .delete_one(doc! {
-                "_id": key,
-                "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
-            })
+            .delete_one(written_by_fence_or_older(key, fence))
             .await
             .map_err(|e| {
                 Error::database(
@@ -413,7 +406,7 @@ impl VersionStore {
         let result = self
             .collection
             .update_one(
-                doc! { "_id": key },
+                written_by_fence_or_older(key, fence),
                 doc! { "$set": { "last_error": format!("rollback failed: {message}") } },
             )
             .await
@@ -424,15 +417,15 @@ impl VersionStore {
                     e,
                 )
             })?;
-        let _ = fence;
-        if result.matched_count == 0 {
-            return Err(Error::BadRecord {
-                id: key.to_owned(),
-                collection: self.name().to_owned(),
-                problem: "it disappeared while its rollback ran".into(),
-            });
-        }
-        Ok(())
+        fenced(result.matched_count, key, fence)
+    }
+}
+
+/// `key`'s record, unless a newer lock holder (a higher fence) wrote it last.
+fn written_by_fence_or_older(key: &str, fence: i64) -> Document {
+    doc! {
+        "_id": key,
+        "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
     }
 }
 
