@@ -31,14 +31,11 @@ pub fn event_json_schema() -> Document {
 /// Whether `error` is a server saying it has no text indexes at all (and nothing else).
 pub fn is_text_index_unsupported(error: &Error) -> bool {
     const CANNOT_CREATE_INDEX: i32 = 67;
-    match error {
-        Error::Database { source, .. } => match source.kind.as_ref() {
-            schema_runtime::mongodb::error::ErrorKind::Command(command) => {
-                command.code == CANNOT_CREATE_INDEX
-                    && command.message.contains("text indexes are not supported")
-            }
-            _ => false,
-        },
+    match error.driver_error().map(|e| e.kind.as_ref()) {
+        Some(schema_runtime::mongodb::error::ErrorKind::Command(command)) => {
+            command.code == CANNOT_CREATE_INDEX
+                && command.message.contains("text indexes are not supported")
+        }
         _ => false,
     }
 }

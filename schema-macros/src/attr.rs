@@ -19,6 +19,7 @@ pub struct Attr {
     pub transaction: bool,
     pub destructive: bool,
     pub down: Option<syn::Path>,
+    pub timeout: Option<LitStr>,
     /// Keys that were written, usable or not: a key given with a bad value is not "missing".
     pub written: Vec<String>,
 }
@@ -41,6 +42,7 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
         transaction: false,
         destructive: false,
         down: None,
+        timeout: None,
         written: Vec::new(),
     };
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
@@ -122,6 +124,8 @@ pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
                     "`destructive` is `true` or `false`, or write just `destructive`",
                 ),
             },
+            // #[migration(timeout = "10m")]
+            symbol::TIMEOUT => attr.timeout = string_value(cx, &key, value, "\"10m\""),
             // #[migration(down = drop_replay_indexes)]
             symbol::DOWN => match value {
                 Expr::Path(p) if p.qself.is_none() => attr.down = Some(p.path.clone()),

@@ -20,6 +20,7 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
         transaction,
         destructive,
         down,
+        timeout_ms,
     } = model;
     let name = &func.sig.ident;
     let name_text = name.to_string();
@@ -96,6 +97,7 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
                         line: #line,
                         transaction: #transaction,
                         destructive: #destructive,
+                        timeout_ms: #timeout_ms,
                     },
                     __schema_migration_run,
                     #down_value,

@@ -17,6 +17,9 @@ pub const DOWN: &str = "down";
 /// `#[migration(destructive)]`: drops or rewrites data; not applied at start-up unless allowed.
 pub const DESTRUCTIVE: &str = "destructive";
 
+/// `#[migration(timeout = "10m")]`: the migration's time limit (`ms`, `s`, `m` or `h`).
+pub const TIMEOUT: &str = "timeout";
+
 /// Every accepted key, for the "unknown key" message.
 pub const ALL: &[&str] = &[
     ID,
@@ -25,6 +28,7 @@ pub const ALL: &[&str] = &[
     TRANSACTION,
     DESTRUCTIVE,
     DOWN,
+    TIMEOUT,
     CRATE,
 ];
 

@@ -21,6 +21,8 @@ pub struct Model {
     pub transaction: bool,
     pub destructive: bool,
     pub down: Option<syn::Path>,
+    /// The time limit in milliseconds; 0 for none.
+    pub timeout_ms: u64,
 }
 
 pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
@@ -84,6 +86,22 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
         None => (symbol::DEFAULT_GROUP.to_owned(), Span::call_site()),
     };
 
+    let timeout_ms = match &attr.timeout {
+        Some(lit) => match parse_duration_ms(&lit.value()) {
+            Some(ms) => ms,
+            None => {
+                cx.error_spanned_by(
+                    lit,
+                    format!(
+                        "invalid timeout {:?}: write a whole number followed by ms, s, m or h, such as \"90s\" or \"10m\"",
+                        lit.value()
+                    ),
+                );
+                0
+            }
+        },
+        None => 0,
+    };
     let transaction = attr.transaction;
     let destructive = attr.destructive;
     let down = attr.down;
@@ -113,7 +131,24 @@ pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
         transaction,
         destructive,
         down,
+        timeout_ms,
     })
+}
+
+/// `"250ms"`, `"90s"`, `"10m"`, `"2h"` in milliseconds; `None` for anything else or zero.
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    number.checked_mul(factor).filter(|ms| *ms > 0)
 }
 
 fn check_signature(func: &ItemFn, cx: &mut Ctxt) {
@@ -153,5 +188,30 @@ fn check_signature(func: &ItemFn, cx: &mut Ctxt) {
             sig.paren_token.span.close(),
             "a migration must return a `Result`, such as `-> MigrationResult`",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("250ms"), Some(250));
+        assert_eq!(parse_duration_ms("90s"), Some(90_000));
+        assert_eq!(parse_duration_ms("10m"), Some(600_000));
+        assert_eq!(parse_duration_ms("2h"), Some(7_200_000));
+        for bad in [
+            "",
+            "10",
+            "m",
+            "0s",
+            "1.5s",
+            "10 d",
+            "-1s",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(parse_duration_ms(bad), None, "{bad}");
+        }
     }
 }

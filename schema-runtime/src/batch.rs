@@ -106,6 +106,11 @@ impl Batches<'_> {
     {
         let migration = self.ctx.migration_id().map(str::to_owned);
         let migration = migration.as_deref();
+        if self.ctx.in_transaction() {
+            return Err(Error::BatchesInTransaction {
+                id: migration.unwrap_or("-").to_owned(),
+            });
+        }
         let database = self.ctx.database();
         let collection = database.collection::<Document>(&self.collection);
         let target = self.ctx.checkpoint_target();
@@ -200,8 +205,8 @@ impl Batches<'_> {
                     )
                     .await
                     .map_err(|e| match e {
-                        Error::Database { source, .. } => {
-                            failed("writing a batch and its checkpoint", *source)
+                        Error::Database { driver, .. } => {
+                            failed("writing a batch and its checkpoint", *driver)
                         }
                         other => other,
                     })?;
@@ -331,9 +336,9 @@ async fn write_in_transaction(
         .await;
         match result {
             Ok(()) => return Ok(()),
-            Err(Error::Database { source, .. })
+            Err(Error::Database { driver, .. })
                 if started.elapsed() < TRANSIENT_RETRY_LIMIT
-                    && source.contains_label("TransientTransactionError") =>
+                    && driver.contains_label(crate::error::driver::TRANSIENT_TRANSACTION_ERROR) =>
             {
                 let _ = session.abort_transaction().await;
                 tracing::warn!(

@@ -34,9 +34,10 @@ use serde::Serialize;
 
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
+use crate::lock::LockHolder;
 use crate::migrator::Migrator;
 use crate::plan::{ChecksumStatus, EntryState, Plan};
-use crate::store::{MigrationRecord, RecordState};
+use crate::store::{MigrationRecord, RecordState, highest_fence};
 
 /// One `migrate` command.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -78,11 +79,17 @@ pub enum Command {
         /// The migration.
         id: MigrationId,
     },
-    /// Release the lock whoever holds it, when its holder is known to be gone.
+    /// Release the lock (and repair an unreadable lock document), raising its fence so that
+    /// the former holder can record nothing more. Refuses a holder whose lease is still running
+    /// unless `--even-if-alive`.
     Unlock {
-        /// Required: say that you know the holder is gone.
+        /// Required: say that you know what you are doing.
         #[arg(long, required = true)]
         force: bool,
+        /// Also release a lock whose holder renewed it recently (a stuck migration): that
+        /// holder stops at its next renewal, and the lock opens when its lease would have ended.
+        #[arg(long)]
+        even_if_alive: bool,
     },
     /// Check for changed, out-of-order, unknown, failed and unfinished migrations; exits
     /// non-zero when anything is wrong (for deploy pipelines).
@@ -106,14 +113,18 @@ impl Command {
             .clone()
             .progress_bars(std::io::stderr().is_terminal());
         let mut stdout = std::io::stdout();
-        match self.run(&migrator, &mut stdout).await {
+        let code = match self.run(&migrator, &mut stdout).await {
             Ok(Outcome::Success) => ExitCode::SUCCESS,
             Ok(Outcome::Problems) => ExitCode::FAILURE,
             Err(error) => {
                 let _ = writeln!(std::io::stderr(), "error: {error}");
                 ExitCode::FAILURE
             }
-        }
+        };
+        // Close the connections before the runtime goes away: a pool still working while the
+        // process exits can panic in the driver's background tasks.
+        migrator.database().client().clone().shutdown().await;
+        code
     }
 
     /// Runs the command, writing what it did to `out`.
@@ -184,18 +195,42 @@ impl Command {
                 )?;
                 Ok(Outcome::Success)
             }
-            Command::Unlock { force: _ } => {
-                let lock = migrator.lock();
-                let holder = lock.holder().await?;
-                let released = lock.force_release().await?;
-                match (released, holder) {
-                    (true, Some(h)) => say(
+            Command::Unlock {
+                force: _,
+                even_if_alive,
+            } => {
+                let floor = highest_fence(&migrator.store().load().await?);
+                let unlocked = migrator.lock().force_release(floor, *even_if_alive).await?;
+                if !unlocked.repaired.is_empty() {
+                    say(
                         out,
-                        format!("released the lock held by {} (fence {})", h.owner, h.fence),
-                    )?,
-                    (true, None) => say(out, "released an expired lock".to_owned())?,
-                    (false, _) => say(out, "the lock was not held".to_owned())?,
+                        format!(
+                            "repaired the lock document ({})",
+                            unlocked.repaired.join("; ")
+                        ),
+                    )?;
                 }
+                let line = match (&unlocked.previous, unlocked.was_alive) {
+                    (Some(h), true) => format!(
+                        "released the lock held by {} (fence {}{}, last renewed {}); the fence is now {}: that process can record nothing more and stops at its next renewal; the lock opens when its lease would have ended",
+                        h.owner,
+                        h.fence,
+                        host_pid(h),
+                        when(h.renewed_at),
+                        unlocked.fence
+                    ),
+                    (Some(h), false) => format!(
+                        "released the lock last held by {} (fence {}{}, lease expired); the fence is now {}",
+                        h.owner,
+                        h.fence,
+                        host_pid(h),
+                        unlocked.fence
+                    ),
+                    (None, _) => {
+                        format!("the lock was not held; the fence is now {}", unlocked.fence)
+                    }
+                };
+                say(out, line)?;
                 Ok(Outcome::Success)
             }
             Command::Verify => {
@@ -213,6 +248,18 @@ impl Command {
             }
         }
     }
+}
+
+fn host_pid(holder: &LockHolder) -> String {
+    match (&holder.host, holder.pid) {
+        (Some(host), Some(pid)) => format!(", host {host}, pid {pid}"),
+        _ => String::new(),
+    }
+}
+
+fn when(at: Option<bson::DateTime>) -> String {
+    at.and_then(|at| at.try_to_rfc3339_string().ok())
+        .unwrap_or_else(|| "at an unknown time".to_owned())
 }
 
 fn say(out: &mut dyn Write, line: String) -> Result<()> {

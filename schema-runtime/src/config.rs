@@ -9,6 +9,9 @@
 //! | `AUTO_SCHEMA_DESTRUCTIVE` | start-up may apply `destructive` migrations | `false` |
 //! | `SCHEMA_LOCK_LEASE_SECS` | the lock's lease | `30` |
 //! | `SCHEMA_LOCK_WAIT_SECS` | how long to wait for another process's lock | `300` |
+//! | `SCHEMA_STARTUP_TIMEOUT_SECS` | the longest start-up's first read may take while the server cannot be reached | `20` |
+//! | `SCHEMA_STATUS_TIMEOUT_SECS` | the longest `status()` (and `/health`) waits for the server | `2` |
+//! | `SCHEMA_MIGRATION_TIMEOUT_SECS` | the time limit of migrations that set none | none |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
 //! [`Error::Config`] naming the variable; a connection string is never printed with its password.
@@ -52,6 +55,12 @@ pub struct Settings {
     pub lease: Duration,
     /// How long to wait for another process's lock.
     pub max_wait: Duration,
+    /// The longest start-up's first read may take while the server cannot be reached.
+    pub startup_timeout: Duration,
+    /// The longest `status()` waits for the server.
+    pub status_timeout: Duration,
+    /// The time limit of migrations that set none.
+    pub migration_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Settings {
@@ -63,6 +72,9 @@ impl fmt::Debug for Settings {
             .field("allow_destructive", &self.allow_destructive)
             .field("lease", &self.lease)
             .field("max_wait", &self.max_wait)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("status_timeout", &self.status_timeout)
+            .field("migration_timeout", &self.migration_timeout)
             .finish()
     }
 }
@@ -77,6 +89,9 @@ impl Settings {
             allow_destructive: false,
             lease: defaults::LEASE,
             max_wait: defaults::MAX_WAIT,
+            startup_timeout: defaults::STARTUP_TIMEOUT,
+            status_timeout: defaults::STATUS_TIMEOUT,
+            migration_timeout: None,
         }
     }
 
@@ -108,6 +123,13 @@ impl Settings {
                 ),
             )
         })?;
+        if let Some(password) = parsed
+            .credential
+            .as_ref()
+            .and_then(|c| c.password.as_deref())
+        {
+            crate::redact::remember_secret(password);
+        }
         let database = match get("MONGODB_DATABASE").or(parsed.default_database) {
             Some(database) => database,
             None => {
@@ -126,13 +148,27 @@ impl Settings {
             allow_destructive: flag(&get, "AUTO_SCHEMA_DESTRUCTIVE", false)?,
             lease: seconds(&get, "SCHEMA_LOCK_LEASE_SECS", defaults::LEASE)?,
             max_wait: seconds(&get, "SCHEMA_LOCK_WAIT_SECS", defaults::MAX_WAIT)?,
+            startup_timeout: seconds(
+                &get,
+                "SCHEMA_STARTUP_TIMEOUT_SECS",
+                defaults::STARTUP_TIMEOUT,
+            )?,
+            status_timeout: seconds(&get, "SCHEMA_STATUS_TIMEOUT_SECS", defaults::STATUS_TIMEOUT)?,
+            migration_timeout: match get("SCHEMA_MIGRATION_TIMEOUT_SECS") {
+                None => None,
+                Some(_) => Some(seconds(
+                    &get,
+                    "SCHEMA_MIGRATION_TIMEOUT_SECS",
+                    Duration::ZERO,
+                )?),
+            },
             uri,
         })
     }
 
     /// Connects (without sending anything yet) and returns the migrator these settings describe.
     pub async fn migrator(&self) -> Result<Migrator> {
-        let options = ClientOptions::parse(&self.uri).await.map_err(|e| {
+        let mut options = ClientOptions::parse(&self.uri).await.map_err(|e| {
             config(
                 "MONGODB_URI",
                 format!(
@@ -142,6 +178,19 @@ impl Settings {
                 ),
             )
         })?;
+        if let Some(password) = options
+            .credential
+            .as_ref()
+            .and_then(|c| c.password.as_deref())
+        {
+            crate::redact::remember_secret(password);
+        }
+        // The driver waits 30 s by default to find a server; a start-up that cannot reach one
+        // should say so sooner, within its own bound, unless the URI chose.
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout =
+                Some(self.startup_timeout.min(Duration::from_secs(10)));
+        }
         let client = Client::with_options(options)
             .map_err(|e| config("MONGODB_URI", scrub(&e.to_string())))?;
         Ok(self.apply(Migrator::new(client.database(&self.database))))
@@ -154,6 +203,9 @@ impl Settings {
             .allow_destructive(self.allow_destructive)
             .lease(self.lease)
             .max_wait(self.max_wait)
+            .startup_timeout(self.startup_timeout)
+            .status_timeout(self.status_timeout)
+            .migration_timeout(self.migration_timeout)
     }
 }
 

@@ -90,6 +90,11 @@ impl MigrationContext {
         self.session.as_mut()
     }
 
+    /// Whether the migration runs in a transaction.
+    pub fn in_transaction(&self) -> bool {
+        self.session.is_some()
+    }
+
     pub(crate) fn set_session(&mut self, session: mongodb::ClientSession) {
         self.session = Some(session);
     }

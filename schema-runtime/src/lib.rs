@@ -55,9 +55,9 @@ pub use collection::{
 pub use config::Settings;
 pub use context::MigrationContext;
 pub use deployment::Deployment;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Cause, Error, ErrorClass, Result};
 pub use indexes::{IndexReport, IndexSpec, ensure_indexes};
-pub use lock::{LeaseLock, LockHolder};
+pub use lock::{LeaseLock, LockHolder, LockState, Unlocked};
 pub use migrator::{AppliedMigration, ChecksumPolicy, Migrator, Report, Warning};
 pub use operations::{Finding, Status};
 pub use plan::{ChecksumStatus, EntryState, Plan, PlanEntry};
@@ -102,6 +102,28 @@ pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
 /// naming the `duplicate_migration_id_N` marker); an id declared below a higher id of the same
 /// group in the same source file.
 pub use schema_macros::migration;
+
+/// Links a crate of migrations into this binary.
+///
+/// The compiler leaves out a library that nothing in the binary refers to, and with it every
+/// migration it registers: start-up would then find nothing to apply (and refuse with
+/// [`Error::NoMigrations`]). One line in the binary, at item level (in `main.rs`), refers to it:
+///
+/// ```ignore
+/// schema_runtime::link!(ticket_migrations);
+/// ```
+///
+/// It is the same as `use ticket_migrations as _;`, which links the crate in debug and release
+/// builds, with LTO too (`tests/tests/linking.rs` checks both).
+#[macro_export]
+macro_rules! link {
+    ($($krate:ident),+ $(,)?) => {
+        $(
+            #[allow(unused_imports)]
+            use $krate as _;
+        )+
+    };
+}
 
 #[doc(hidden)]
 pub mod __private {

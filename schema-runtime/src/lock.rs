@@ -4,18 +4,27 @@
 //! The lease is one document in `<versions collection>_lock`:
 //!
 //! ```text
-//! { _id: "migrations", owner: "api-7f9c:4242:1c9e...", fence: 7,
-//!   acquired_at: Date, expires_at: Date, host: "api-7f9c", pid: 4242 }
+//! { _id: "migrations", owner: "api-7f9c:4242:1c9e...", fence: 7, acquired_at: Date,
+//!   renewed_at: Date, expires_at: Date, host: "api-7f9c", pid: 4242 }
 //! ```
 //!
 //! - Taken atomically with one `findAndModify` that matches only a free or expired lease, with
 //!   `upsert`: a held lease makes the upsert collide on `_id`, which is how "held" is told.
 //! - Expiry is computed and compared with the server's clock (`$$NOW`), never the client's, so
-//!   clock skew between hosts does not matter. Comparisons go through `$toLong`.
-//! - Renewed in the background every third of the lease while migrations run.
-//! - `fence` grows by one with every acquisition. Records are written only with the holder's
-//!   fence (see [`store`](crate::store)), so a holder that was paused past its lease and resumes
-//!   cannot record anything.
+//!   clock skew between hosts does not matter.
+//! - Renewed in the background every third of the lease. Each renewal has its own deadline (a
+//!   sixth of the lease), and the lease is counted from when a renewal was *sent*, so a renewal
+//!   that hangs or answers late can never make this process believe in a lease the server has
+//!   already let go.
+//! - `fence` grows with every acquisition and never goes back, whatever happens to the lease
+//!   document: an acquisition takes one more than the larger of the document's fence and the
+//!   highest fence in the records (its *floor*), so deleting the document, dropping its
+//!   collection or restoring an old copy cannot restart it. Records are written only with the
+//!   holder's fence (see [`store`](crate::store)), so a holder that was paused past its lease and
+//!   resumes cannot record anything.
+//! - A document that cannot be read (an `expires_at` that is not a date, or more than a day
+//!   ahead; an `owner` that is not a string; a `fence` that is not a number) counts as free: the
+//!   next acquisition overwrites it whole. `unlock --force` rewrites it too.
 //! - Released (`owner: null`) when the run ends, on success, error or panic. A holder that died
 //!   leaves a lease that expires by itself; the next process takes it over.
 
@@ -23,28 +32,45 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc};
+use futures::TryStreamExt;
 use mongodb::options::{CollectionOptions, ReadConcern, ReturnDocument, WriteConcern};
 use mongodb::{Collection, Database};
 use tokio::sync::watch;
 
+use crate::error::driver::is_duplicate_key;
 use crate::error::{Error, Result};
 
 /// The `_id` of the lease document.
 pub const LOCK_ID: &str = "migrations";
 
-const DUPLICATE_KEY: i32 = 11000;
+/// An `expires_at` further ahead than this is taken as corrupt, so that a bad document cannot
+/// hold the lock for ever.
+const SANE_LEASE_MS: i64 = 24 * 3600 * 1000;
+
+/// The owner written by `unlock --force` over a live holder, until that holder's lease ends.
+const FORCED_OWNER_PREFIX: &str = "unlock --force";
 
 /// The name of the lock collection that goes with a versions collection.
 pub fn lock_collection_name(versions: &str) -> String {
     format!("{versions}_lock")
 }
 
-/// `$expr` that is true while the lease document's `expires_at` is after the server's now.
-fn unexpired() -> Document {
-    doc! { "$gt": [ { "$toLong": "$expires_at" }, { "$toLong": "$$NOW" } ] }
+/// `expires_at` as milliseconds, 0 when it is missing or not a date.
+fn expires_ms() -> Document {
+    doc! { "$convert": { "input": "$expires_at", "to": "long", "onError": 0_i64, "onNull": 0_i64 } }
 }
 
-/// Who holds the lock, as the lease document says.
+/// `$expr` that is true while the lease is held: its expiry is after the server's now and not
+/// absurdly far ahead.
+fn unexpired() -> Document {
+    let now = doc! { "$toLong": "$$NOW" };
+    doc! { "$and": [
+        { "$gt": [expires_ms(), now.clone()] },
+        { "$lte": [expires_ms(), { "$add": [now, SANE_LEASE_MS] }] },
+    ] }
+}
+
+/// Who holds (or last held) the lock, as the lease document says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LockHolder {
     /// `host:pid:random` of the holder.
@@ -53,6 +79,118 @@ pub struct LockHolder {
     pub fence: i64,
     /// When the lease ends unless renewed (server clock).
     pub expires_at: Option<bson::DateTime>,
+    /// When the holder last renewed it (server clock).
+    pub renewed_at: Option<bson::DateTime>,
+    /// The holder's host.
+    pub host: Option<String>,
+    /// The holder's process id.
+    pub pid: Option<i64>,
+}
+
+/// The lease document as read, with the server's clock.
+#[derive(Debug, Clone)]
+pub struct LockState {
+    /// The raw document (`None` when there is none).
+    pub document: Option<Document>,
+    /// Whether a process holds an unexpired lease.
+    pub held: bool,
+    /// The server's clock when it was read.
+    pub server_now: bson::DateTime,
+}
+
+impl LockState {
+    /// The holder, when the document names one (held or not).
+    pub fn holder(&self) -> Option<LockHolder> {
+        let d = self.document.as_ref()?;
+        Some(LockHolder {
+            owner: d.get_str("owner").ok()?.to_owned(),
+            fence: read_i64(d.get("fence")).unwrap_or(0),
+            expires_at: d.get_datetime("expires_at").ok().copied(),
+            renewed_at: d
+                .get_datetime("renewed_at")
+                .or_else(|_| d.get_datetime("acquired_at"))
+                .ok()
+                .copied(),
+            host: d.get_str("host").ok().map(str::to_owned),
+            pid: read_i64(d.get("pid")),
+        })
+    }
+
+    /// The fence the document holds, when it holds a readable one.
+    pub fn fence(&self) -> Option<i64> {
+        read_i64(self.document.as_ref()?.get("fence"))
+    }
+
+    /// What cannot be read in the document, field by field.
+    pub fn problems(&self) -> Vec<String> {
+        let Some(d) = &self.document else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        match d.get("owner") {
+            None | Some(Bson::Null) | Some(Bson::String(_)) => {}
+            Some(other) => problems.push(format!("owner is {other}, not a string")),
+        }
+        match d.get("fence") {
+            None => {}
+            Some(value) if read_i64(Some(value)).is_some() => {}
+            Some(other) => problems.push(format!("fence is {other}, not a number")),
+        }
+        match d.get("expires_at") {
+            None | Some(Bson::DateTime(_)) => {}
+            Some(other) => problems.push(format!("expires_at is {other}, not a date")),
+        }
+        if let Ok(expires) = d.get_datetime("expires_at")
+            && expires
+                .timestamp_millis()
+                .saturating_sub(self.server_now.timestamp_millis())
+                > SANE_LEASE_MS
+        {
+            problems.push(format!(
+                "expires_at is {}, more than a day ahead",
+                expires
+                    .try_to_rfc3339_string()
+                    .unwrap_or_else(|_| expires.to_string())
+            ));
+        }
+        problems
+    }
+
+    /// One line for people: who holds it, since when, when it last renewed.
+    pub fn describe(&self) -> String {
+        let Some(holder) = self.holder() else {
+            return match &self.document {
+                None => "there is no lock document".to_owned(),
+                Some(_) if !self.problems().is_empty() => format!(
+                    "the lock document cannot be read ({})",
+                    self.problems().join("; ")
+                ),
+                Some(_) => "nobody holds it".to_owned(),
+            };
+        };
+        let ago = |at: Option<bson::DateTime>| {
+            at.map(|at| {
+                let ms = self.server_now.timestamp_millis() - at.timestamp_millis();
+                format!("{:.1} s ago", ms as f64 / 1000.0)
+            })
+        };
+        let mut text = format!("{} (fence {}", holder.owner, holder.fence);
+        if let (Some(host), Some(pid)) = (&holder.host, holder.pid) {
+            text.push_str(&format!(", host {host}, pid {pid}"));
+        }
+        text.push(')');
+        if let Some(renewed) = ago(holder.renewed_at) {
+            text.push_str(&format!(", last renewed {renewed}"));
+        }
+        if !self.held {
+            text.push_str(", lease expired");
+        }
+        let problems = self.problems();
+        if !problems.is_empty() {
+            text.push_str(&format!("; unreadable: {}", problems.join("; ")));
+        }
+        text
+    }
 }
 
 /// Jittered exponential back-off between tries of the lock: pauses of 50 ms doubling up to 2 s,
@@ -74,10 +212,25 @@ impl Backoff {
     }
 }
 
+/// What `unlock --force` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unlocked {
+    /// The holder it released, if a live or expired one was named.
+    pub previous: Option<LockHolder>,
+    /// Whether that holder's lease was still running (`--even-if-alive`): the lock then stays
+    /// closed until that lease would have ended, so the old holder notices and stops first.
+    pub was_alive: bool,
+    /// What could not be read in the document it replaced.
+    pub repaired: Vec<String>,
+    /// The fence the document holds now (higher than any before).
+    pub fence: i64,
+}
+
 /// The lease lock of one versions collection.
 #[derive(Debug, Clone)]
 pub struct LeaseLock {
     collection: Collection<Document>,
+    versions: Collection<Document>,
     lease: Duration,
     owner: String,
 }
@@ -90,7 +243,9 @@ impl LeaseLock {
             .write_concern(WriteConcern::majority())
             .build();
         LeaseLock {
-            collection: database.collection_with_options(&lock_collection_name(versions), options),
+            collection: database
+                .collection_with_options(&lock_collection_name(versions), options.clone()),
+            versions: database.collection_with_options(versions, options),
             lease,
             owner: format!(
                 "{}:{}:{:016x}",
@@ -110,32 +265,44 @@ impl LeaseLock {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Takes the lease if it is free or expired; `None` when another process holds it.
-    pub async fn try_acquire(&self) -> Result<Option<Lease>> {
+    /// How long one renewal may take before it counts as failed.
+    fn renewal_deadline(&self) -> Duration {
+        self.lease / 6
+    }
+
+    /// Takes the lease if it is free, expired or unreadable; `None` when another process holds
+    /// it. The new fence is above both the document's and `floor` (the highest fence in the
+    /// records).
+    pub async fn try_acquire(&self, floor: i64) -> Result<Option<Lease>> {
         let filter = doc! {
             "_id": LOCK_ID,
             "$or": [
                 { "owner": Bson::Null },
+                { "owner": { "$not": { "$type": "string" } } },
                 { "$expr": { "$not": [unexpired()] } },
             ],
+        };
+        let readable_fence = doc! {
+            "$convert": { "input": "$fence", "to": "long", "onError": 0_i64, "onNull": 0_i64 }
         };
         let update = vec![doc! {
             "$set": {
                 "owner": &self.owner,
-                "fence": { "$add": [ { "$ifNull": ["$fence", 0] }, 1 ] },
+                "fence": { "$add": [ { "$max": [readable_fence, floor.clamp(0, i64::MAX - 1)] }, 1_i64 ] },
                 "acquired_at": "$$NOW",
+                "renewed_at": "$$NOW",
                 "expires_at": { "$add": ["$$NOW", self.lease_ms()] },
                 "host": crate::store::host(),
                 "pid": i64::from(std::process::id()),
             }
         }];
+        let sent = Instant::now();
         let taken = self
             .collection
             .find_one_and_update(filter, update)
             .upsert(true)
             .return_document(ReturnDocument::After)
             .await;
-        tracing::debug!(owner = %self.owner, outcome = ?taken, "tried to take the migration lock");
         let document = match taken {
             Ok(Some(document)) => document,
             // "Held", or no document returned — possibly while this very process holds it: a
@@ -157,10 +324,15 @@ impl LeaseLock {
                 ));
             }
         };
-        let fence = number(document.get("fence")).unwrap_or(0);
+        let fence = read_i64(document.get("fence")).unwrap_or(0);
         tracing::info!(fence, owner = %self.owner, "took the migration lock");
         let (lost_tx, lost_rx) = watch::channel(None);
-        let renewer = tokio::spawn(renew_until_lost(self.clone(), fence, Arc::new(lost_tx)));
+        let renewer = tokio::spawn(renew_until_lost(
+            self.clone(),
+            fence,
+            sent,
+            Arc::new(lost_tx),
+        ));
         Ok(Some(Lease {
             lock: self.clone(),
             fence,
@@ -182,41 +354,179 @@ impl LeaseLock {
             })
     }
 
-    /// Who holds the lock now, if anyone does and the lease has not expired.
-    pub async fn holder(&self) -> Result<Option<LockHolder>> {
-        let found = self
+    /// The lease document and whether it is held, with the server's clock (one `aggregate`).
+    pub async fn state(&self) -> Result<LockState> {
+        let failed = |e| {
+            Error::database(
+                format!("reading the migration lock in {}", self.collection.name()),
+                None,
+                e,
+            )
+        };
+        // `$documents` would answer without a document too, but needs MongoDB 5.1; reading
+        // the server's clock needs no document, so it comes from a second stage.
+        let pipeline = vec![
+            doc! { "$match": { "_id": LOCK_ID } },
+            doc! { "$replaceWith": { "document": "$$ROOT", "now": "$$NOW",
+            "held": { "$and": [ { "$eq": [ { "$type": "$owner" }, "string" ] }, unexpired() ] } } },
+        ];
+        let found: Vec<Document> = self
             .collection
-            .find_one(doc! { "_id": LOCK_ID, "owner": { "$ne": Bson::Null }, "$expr": unexpired() })
+            .aggregate(pipeline)
             .await
-            .map_err(|e| Error::database("reading the migration lock", None, e))?;
-        Ok(found.map(|d| LockHolder {
-            owner: d.get_str("owner").unwrap_or_default().to_owned(),
-            fence: number(d.get("fence")).unwrap_or(0),
-            expires_at: d.get_datetime("expires_at").ok().copied(),
-        }))
+            .map_err(failed)?
+            .try_collect()
+            .await
+            .map_err(failed)?;
+        Ok(match found.first() {
+            Some(d) => LockState {
+                document: d.get_document("document").ok().cloned(),
+                held: d.get_bool("held").unwrap_or(false),
+                server_now: d
+                    .get_datetime("now")
+                    .ok()
+                    .copied()
+                    .unwrap_or_else(bson::DateTime::now),
+            },
+            None => LockState {
+                document: None,
+                held: false,
+                server_now: bson::DateTime::now(),
+            },
+        })
     }
 
-    /// The error for a process that waited `waited` for the lock, naming the holder.
+    /// Who holds the lock now, if anyone does and the lease has not expired.
+    pub async fn holder(&self) -> Result<Option<LockHolder>> {
+        let state = self.state().await?;
+        Ok(if state.held { state.holder() } else { None })
+    }
+
+    /// The error for a process that waited `waited` for the lock: it names the holder (host,
+    /// pid, last renewal) and the migration it is running, with its start time.
     pub(crate) async fn timeout_error(&self, waited: Duration) -> Error {
-        let holder = match self.holder().await {
-            Ok(Some(h)) => format!("it is held by {} (fence {})", h.owner, h.fence),
-            Ok(None) => "it was just released".to_owned(),
+        let holder = match self.state().await {
+            Ok(state) if state.held => {
+                let mut text = format!("it is held by {}", state.describe());
+                if let Some(running) = self.running_migration(state.fence()).await {
+                    text.push_str(&format!(", which is running {running}"));
+                }
+                text
+            }
+            Ok(_) => "it was just released".to_owned(),
             Err(e) => format!("its holder could not be read: {e}"),
         };
         Error::LockTimeout { waited, holder }
     }
 
-    /// Releases the lock whoever holds it: for an operator who knows the holder is gone.
-    pub async fn force_release(&self) -> Result<bool> {
-        let result = self
-            .collection
-            .update_one(
-                doc! { "_id": LOCK_ID, "owner": { "$ne": Bson::Null } },
-                vec![doc! { "$set": { "owner": Bson::Null, "expires_at": "$$NOW", "released_at": "$$NOW" } }],
-            )
+    /// The migration the holder of `fence` is running, with its start time, if its record says.
+    async fn running_migration(&self, fence: Option<i64>) -> Option<String> {
+        let mut filter = doc! { "state": "running" };
+        if let Some(fence) = fence {
+            filter.insert("fence", fence);
+        }
+        let record = self
+            .versions
+            .find_one(filter)
+            .sort(doc! { "started_at": -1 })
             .await
+            .ok()??;
+        let id = match record.get("_id") {
+            Some(Bson::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => return None,
+        };
+        let mut text = format!("migration {id}");
+        if let Ok(description) = record.get_str("description") {
+            text.push_str(&format!(" ({description})"));
+        }
+        if let Ok(started) = record.get_datetime("started_at") {
+            text.push_str(&format!(
+                " since {}",
+                started
+                    .try_to_rfc3339_string()
+                    .unwrap_or_else(|_| started.to_string())
+            ));
+        }
+        Some(text)
+    }
+
+    /// `unlock --force`: rewrites the lease document whole, with a fence above every fence
+    /// before it (the document's and `floor`), so that the former holder can record nothing.
+    ///
+    /// A holder whose lease is still running is refused ([`Error::LockHeldByLiveProcess`])
+    /// unless `even_if_alive`; then the lock stays closed until that lease would have ended, so
+    /// the old holder, at its next renewal, finds the lock gone and stops its migration before
+    /// any other process can start one.
+    pub async fn force_release(&self, floor: i64, even_if_alive: bool) -> Result<Unlocked> {
+        for _ in 0..5 {
+            let state = self.state().await?;
+            if state.held && !even_if_alive {
+                return Err(Error::LockHeldByLiveProcess {
+                    holder: state.describe(),
+                });
+            }
+            let fence = state
+                .fence()
+                .unwrap_or(0)
+                .max(floor)
+                .saturating_add(1)
+                .max(1);
+            let by = format!(
+                "{FORCED_OWNER_PREFIX} by {}:{}",
+                crate::store::host(),
+                std::process::id()
+            );
+            let previous = state.holder();
+            let mut replacement = doc! {
+                "_id": LOCK_ID,
+                "fence": fence,
+                "released_at": bson::DateTime::now(),
+                "released_by": &by,
+            };
+            if state.held {
+                let expires = state
+                    .document
+                    .as_ref()
+                    .and_then(|d| d.get_datetime("expires_at").ok().copied())
+                    .unwrap_or(state.server_now);
+                let was = previous.as_ref().map_or("?", |h| h.owner.as_str());
+                replacement.insert("owner", format!("{by} (was {was})"));
+                replacement.insert("expires_at", expires);
+            } else {
+                replacement.insert("owner", Bson::Null);
+                replacement.insert("expires_at", bson::DateTime::from_millis(0));
+            }
+            let written = match &state.document {
+                // Only over the document that was read: a holder that took it meanwhile wins.
+                Some(read) => self
+                    .collection
+                    .replace_one(read.clone(), replacement)
+                    .await
+                    .map(|r| r.matched_count == 1),
+                None => match self.collection.insert_one(replacement).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if is_duplicate_key(&e) => Ok(false),
+                    Err(e) => Err(e),
+                },
+            }
             .map_err(|e| Error::database("releasing the migration lock by force", None, e))?;
-        Ok(result.modified_count > 0)
+            if written {
+                tracing::warn!(fence, previous = ?previous, "the migration lock was released by force");
+                return Ok(Unlocked {
+                    previous,
+                    was_alive: state.held,
+                    repaired: state.problems(),
+                    fence,
+                });
+            }
+        }
+        Err(Error::NotApplicable {
+            command: "unlock --force".into(),
+            id: LOCK_ID.into(),
+            problem: "the lock document kept changing while it was being released; try again"
+                .into(),
+        })
     }
 
     async fn renew(&self, fence: i64) -> mongodb::error::Result<bool> {
@@ -224,11 +534,46 @@ impl LeaseLock {
             .collection
             .find_one_and_update(
                 doc! { "_id": LOCK_ID, "owner": &self.owner, "fence": fence },
-                vec![doc! { "$set": { "expires_at": { "$add": ["$$NOW", self.lease_ms()] } } }],
+                vec![doc! { "$set": {
+                    "expires_at": { "$add": ["$$NOW", self.lease_ms()] },
+                    "renewed_at": "$$NOW",
+                } }],
             )
             .projection(doc! { "fence": 1 })
             .await?;
         Ok(renewed.is_some())
+    }
+
+    /// Why this process's lease (fence `fence`) is no longer its own, from the document.
+    async fn explain_loss(&self, fence: i64) -> String {
+        let state = match self.state().await {
+            Ok(state) => state,
+            Err(e) => return format!("its lease is gone and the lock cannot be read: {e}"),
+        };
+        let Some(document) = &state.document else {
+            return format!(
+                "the lock document was deleted (or its collection dropped) while this process held it with fence {fence}"
+            );
+        };
+        let now_fence = state.fence();
+        match document.get("owner") {
+            Some(Bson::String(owner)) if owner.starts_with(FORCED_OWNER_PREFIX) => format!(
+                "an operator released the lock with `{owner}`; the fence is now {}",
+                now_fence.unwrap_or(0)
+            ),
+            Some(Bson::String(owner)) if owner != &self.owner => format!(
+                "its lease (fence {fence}) expired and {} took the lock over",
+                state.describe()
+            ),
+            Some(Bson::String(_)) => format!(
+                "the lock document was changed under it (its fence is now {})",
+                now_fence.map_or("unreadable".to_owned(), |f| f.to_string())
+            ),
+            _ => format!(
+                "the lock was released or overwritten by someone else while this process held it ({})",
+                state.describe()
+            ),
+        }
     }
 }
 
@@ -285,10 +630,10 @@ impl Lease {
             .map_err(|e| Error::database("checking the migration lock", migration, e))?;
         match found {
             Some(_) => Ok(()),
-            None => Err(self.lost_error(
-                migration,
-                "the lease expired or another process took it over".to_owned(),
-            )),
+            None => {
+                let reason = self.lock.explain_loss(self.fence).await;
+                Err(self.lost_error(migration, reason))
+            }
         }
     }
 
@@ -297,24 +642,8 @@ impl Lease {
             migration: migration.map(str::to_owned),
             fence: self.fence,
             reason,
+            applied_before: Vec::new(),
         }
-    }
-
-    /// Writes to the lease document inside `session`'s transaction, so that the transaction
-    /// conflicts with (and loses to) any process taking the lock over; false when it is not ours.
-    pub(crate) async fn touch_in(
-        &self,
-        session: &mut mongodb::ClientSession,
-    ) -> mongodb::error::Result<bool> {
-        let mut filter = doc! { "_id": LOCK_ID, "owner": &self.lock.owner, "fence": self.fence };
-        filter.insert("$expr", unexpired());
-        let result = self
-            .lock
-            .collection
-            .update_one(filter, vec![doc! { "$set": { "touched_at": "$$NOW" } }])
-            .session(session)
-            .await?;
-        Ok(result.matched_count == 1)
     }
 
     /// Stops renewing and frees the lease (only if it is still ours).
@@ -339,32 +668,43 @@ impl Drop for Lease {
     }
 }
 
-async fn renew_until_lost(lock: LeaseLock, fence: i64, lost: Arc<watch::Sender<Option<String>>>) {
+/// Renews every third of the lease until the lease is lost. `acquired` is when the acquisition
+/// was sent: the lease runs from then, and from each renewal's sending after that.
+async fn renew_until_lost(
+    lock: LeaseLock,
+    fence: i64,
+    acquired: Instant,
+    lost: Arc<watch::Sender<Option<String>>>,
+) {
     let every = lock.lease / 3;
-    let mut last_renewed = Instant::now();
+    let deadline = lock.renewal_deadline();
+    let mut valid_from = acquired;
     let mut wait = every;
     loop {
         tokio::time::sleep(wait).await;
-        match lock.renew(fence).await {
+        let sent = Instant::now();
+        let outcome = match tokio::time::timeout(deadline, lock.renew(fence)).await {
+            Ok(outcome) => outcome.map_err(|e| crate::error::Cause::of(&e).joined()),
+            Err(_) => Err(format!("no answer within {deadline:?}")),
+        };
+        match outcome {
             Ok(true) => {
-                last_renewed = Instant::now();
+                valid_from = sent;
                 wait = every;
             }
             Ok(false) => {
-                let _ = lost.send(Some(format!(
-                    "another process took the lock over after this one's lease (fence {fence}) expired"
-                )));
+                let _ = lost.send(Some(lock.explain_loss(fence).await));
                 return;
             }
             Err(e) => {
                 // A passing fault is retried; the lease is given up before it can expire unseen.
-                let reason = format!(
-                    "renewing the lock failed: {}",
-                    crate::redact::scrub(&e.to_string())
-                );
-                tracing::warn!(fence, "{reason}");
-                if last_renewed.elapsed() + every / 2 >= lock.lease {
-                    let _ = lost.send(Some(reason));
+                let reason = format!("renewing the lock failed: {e}");
+                tracing::warn!(fence, "{}", crate::redact::scrub(&reason));
+                if valid_from.elapsed() + every / 2 >= lock.lease {
+                    let _ = lost.send(Some(format!(
+                        "{reason}, and its lease (from {:?} ago) would run out before another renewal",
+                        valid_from.elapsed()
+                    )));
                     return;
                 }
                 wait = every / 3;
@@ -373,20 +713,51 @@ async fn renew_until_lost(lock: LeaseLock, fence: i64, lost: Arc<watch::Sender<O
     }
 }
 
-fn number(value: Option<&Bson>) -> Option<i64> {
+/// An integer from a BSON number; `None` for anything else (a string, a NaN, a fraction beyond
+/// the range of `i64`).
+pub(crate) fn read_i64(value: Option<&Bson>) -> Option<i64> {
     match value? {
         Bson::Int32(n) => Some(i64::from(*n)),
         Bson::Int64(n) => Some(*n),
-        Bson::Double(n) => Some(*n as i64),
+        Bson::Double(n) if n.is_finite() && n.abs() < 9.0e18 => Some(*n as i64),
         _ => None,
     }
 }
 
-pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match error.kind.as_ref() {
-        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
-        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
-        _ => error.to_string().contains("E11000"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(document: Document) -> LockState {
+        LockState {
+            document: Some(document),
+            held: false,
+            server_now: bson::DateTime::from_millis(1_000_000),
+        }
+    }
+
+    #[test]
+    fn a_corrupted_document_names_each_bad_field() {
+        let s = state(doc! { "_id": LOCK_ID, "owner": 7, "fence": "x", "expires_at": "soon" });
+        assert_eq!(
+            s.problems(),
+            vec![
+                "owner is 7, not a string".to_owned(),
+                "fence is \"x\", not a number".to_owned(),
+                "expires_at is \"soon\", not a date".to_owned(),
+            ]
+        );
+        assert!(s.describe().contains("cannot be read"), "{}", s.describe());
+        let far = state(doc! { "owner": "a", "fence": 1,
+        "expires_at": bson::DateTime::from_millis(1_000_000 + 2 * SANE_LEASE_MS) });
+        assert_eq!(far.problems().len(), 1, "{:?}", far.problems());
+    }
+
+    #[test]
+    fn numbers_from_outside_never_panic() {
+        assert_eq!(read_i64(Some(&Bson::Double(f64::NAN))), None);
+        assert_eq!(read_i64(Some(&Bson::Double(1e300))), None);
+        assert_eq!(read_i64(Some(&Bson::Int64(i64::MAX))), Some(i64::MAX));
+        assert_eq!(read_i64(Some(&Bson::String("1".into()))), None);
     }
 }

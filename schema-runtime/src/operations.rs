@@ -12,11 +12,9 @@ use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::lock::{Backoff, Lease};
-use crate::migrator::{
-    AppliedMigration, Ended, Migrator, log_warning, release_after, run_under_lease,
-};
+use crate::migrator::{AppliedMigration, Ended, Migrator, log_warning, release_after, run_guarded};
 use crate::plan::{ChecksumStatus, EntryState, Plan};
-use crate::store::RecordState;
+use crate::store::{RecordState, highest_fence};
 
 /// A cheap summary for readiness and health checks: one query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,10 +115,24 @@ impl Migrator {
                 return status;
             }
         };
-        let records = match self.store().load().await {
-            Ok(records) => records,
-            Err(e) => {
+        let limit = self.status_timeout_setting();
+        let records = match tokio::time::timeout(limit, self.store().load()).await {
+            Ok(Ok(records)) => records,
+            Ok(Err(e)) => {
                 status.error = Some(e.to_string());
+                return status;
+            }
+            Err(_) => {
+                status.error = Some(
+                    Error::TimedOut {
+                        operation: format!(
+                            "reading the applied migrations from {} (Migrator::status_timeout, SCHEMA_STATUS_TIMEOUT_SECS)",
+                            self.store().name()
+                        ),
+                        limit,
+                    }
+                    .to_string(),
+                );
                 return status;
             }
         };
@@ -233,10 +245,11 @@ impl Migrator {
             let mut context =
                 MigrationContext::for_migration(self.database().clone(), entry.id.as_str(), false);
             let rollback = migration.run_down(&mut context).expect("checked has_down");
-            let message = match run_under_lease(lease, rollback).await {
+            let message = match run_guarded(lease, None, rollback).await {
                 Ended::LeaseLost(reason) => {
                     return Err(lease.lost_error(Some(entry.id.as_str()), reason));
                 }
+                Ended::TimedOut => "it ran past its time limit".to_owned(),
                 Ended::Returned => {
                     store.remove(&key, lease.fence()).await?;
                     tracing::info!(id = %entry.id, "rolled back");
@@ -254,6 +267,7 @@ impl Migrator {
                 attempt: 1,
                 message: format!("rollback failed: {message}"),
                 source: None,
+                applied_before: Vec::new(),
             });
         }
         Ok(rolled_back)
@@ -262,6 +276,15 @@ impl Migrator {
     /// Records every registered migration up to `to` that is not applied as applied, without
     /// running it: for adopting a database whose schema was built another way. Returns their ids.
     pub async fn baseline(&self, to: &MigrationId) -> Result<Vec<MigrationId>> {
+        // An id that is not registered would record every migration below it, and nothing says
+        // that the database holds their schema up to there.
+        if !self.registry()?.migrations().iter().any(|m| &m.id() == to) {
+            return Err(Error::NotApplicable {
+                command: "baseline --to".into(),
+                id: to.to_string(),
+                problem: "no registered migration has this id, so nothing says what the database holds up to it; name the last migration whose schema the database already has (`status` lists them)".into(),
+            });
+        }
         let lease = self.wait_for_lock().await?;
         let outcome = AssertUnwindSafe(async {
             let plan = Plan::new(&self.registry()?, self.store().load().await?);
@@ -311,7 +334,13 @@ impl Migrator {
                         description: entry.migration.description().to_owned(),
                     });
                 }
-                self.apply_one(&self.store(), &lease, entry).await
+                self.apply_one(&self.store(), &lease, entry)
+                    .await?
+                    .ok_or_else(|| Error::NotApplicable {
+                        command: "redo".into(),
+                        id: id.to_string(),
+                        problem: "another process applied it again meanwhile".into(),
+                    })
             })
             .catch_unwind()
             .await;
@@ -323,8 +352,9 @@ impl Migrator {
         let lock = self.lock();
         let waiting = Instant::now();
         let mut backoff = Backoff::new();
+        let floor = highest_fence(&self.store().load().await?);
         loop {
-            if let Some(lease) = lock.try_acquire().await? {
+            if let Some(lease) = lock.try_acquire(floor).await? {
                 return Ok(lease);
             }
             if waiting.elapsed() >= self.max_wait_setting() {

@@ -155,6 +155,21 @@ impl Plan {
             .filter(|e| self.highest_applied.as_ref().is_some_and(|h| &e.id < h))
     }
 
+    /// Applied migrations whose record names another function *and* another description than
+    /// the migration registered under the id: a different migration that used the same id (two
+    /// branches). Records without a function (written by the reference system) are not compared.
+    pub fn diverged(&self) -> impl Iterator<Item = (&PlanEntry, &MigrationRecord)> {
+        self.entries.iter().filter_map(|e| {
+            let record = e.record.as_ref()?;
+            let function = record.function.as_deref()?;
+            let description = record.description.as_deref().unwrap_or_default();
+            (record.state == RecordState::Applied
+                && function != e.migration.function()
+                && description != e.migration.description())
+            .then_some((e, record))
+        })
+    }
+
     /// Applied migrations whose body changed since they ran.
     pub fn changed(&self) -> impl Iterator<Item = (&PlanEntry, &str)> {
         self.entries.iter().filter_map(|e| match &e.state {

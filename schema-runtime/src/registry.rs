@@ -29,6 +29,8 @@ pub struct MigrationMeta {
     pub line: u32,
     pub transaction: bool,
     pub destructive: bool,
+    /// The time limit from `#[migration(timeout = "...")]`, in milliseconds; 0 for none.
+    pub timeout_ms: u64,
 }
 
 /// One registered migration.
@@ -76,6 +78,11 @@ impl Migration {
     /// when destructive migrations are allowed.
     pub fn destructive(&self) -> bool {
         self.meta.destructive
+    }
+
+    /// Its time limit (`#[migration(timeout = "10m")]`), if it has one.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        (self.meta.timeout_ms > 0).then(|| std::time::Duration::from_millis(self.meta.timeout_ms))
     }
 
     /// Whether it has a rollback function (`#[migration(down = ...)]`).

@@ -22,7 +22,9 @@ use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
 use schema_id::MigrationId;
 
+use crate::error::driver::is_duplicate_key;
 use crate::error::{Error, Result};
+use crate::lock::read_i64;
 use crate::registry::Migration;
 
 /// The collection records are kept in unless configured otherwise.
@@ -81,6 +83,10 @@ pub struct MigrationRecord {
     pub attempts: i64,
     /// The error of the last failed attempt.
     pub last_error: Option<String>,
+    /// The function that ran (`module::function`); absent in documents of the reference system.
+    pub function: Option<String>,
+    /// The lock fence under which it was last written.
+    pub fence: Option<i64>,
 }
 
 impl MigrationRecord {
@@ -98,12 +104,7 @@ impl MigrationRecord {
         };
         let text = |field: &str| document.get_str(field).ok().map(str::to_owned);
         let date = |field: &str| document.get_datetime(field).ok().copied();
-        let number = |field: &str| match document.get(field) {
-            Some(Bson::Int32(n)) => Some(i64::from(*n)),
-            Some(Bson::Int64(n)) => Some(*n),
-            Some(Bson::Double(n)) => Some(*n as i64),
-            _ => None,
-        };
+        let number = |field: &str| read_i64(document.get(field));
         let state = match document.get("state") {
             None | Some(Bson::Null) => RecordState::Applied,
             Some(Bson::String(s)) => match s.as_str() {
@@ -134,8 +135,10 @@ impl MigrationRecord {
             duration_ms: number("duration_ms"),
             host: text("host"),
             pid: number("pid"),
-            attempts: number("attempts").unwrap_or(1),
+            attempts: number("attempts").unwrap_or(1).max(0),
             last_error: text("last_error"),
+            function: text("function"),
+            fence: number("fence"),
             key,
         })
     }
@@ -188,14 +191,17 @@ impl VersionStore {
 
     /// Marks `migration` running under `key` as attempt `attempt`, before its function runs.
     /// Only the holder of lock fence `fence` may: a record last written under a higher fence
-    /// makes this a [`Error::LockLost`].
+    /// makes this a [`Error::LockLost`]. An `applied` record is overwritten only to run it
+    /// again on purpose (`rerun`, for `redo`): otherwise, when another holder applied the
+    /// migration meanwhile, this returns [`Started::AlreadyApplied`].
     pub async fn start(
         &self,
         key: &str,
         migration: &Migration,
         fence: i64,
         attempt: i64,
-    ) -> Result<()> {
+        rerun: bool,
+    ) -> Result<Started> {
         let update = doc! {
             "$set": {
                 "description": migration.description(),
@@ -210,8 +216,40 @@ impl VersionStore {
             "$unset": { "finished_at": "", "duration_ms": "" },
             "$currentDate": { "started_at": true },
         };
-        self.upsert_fenced(key, fence, update, "recording the start")
+        let mut filter = written_by_fence_or_older(key, fence);
+        if !rerun {
+            filter.insert("state", doc! { "$ne": RecordState::Applied.as_str() });
+        }
+        match self
+            .collection
+            .update_one(filter, update)
+            .upsert(true)
             .await
+        {
+            Ok(_) => Ok(Started::Running),
+            Err(e) if is_duplicate_key(&e) => {
+                let record = self.read(key).await?;
+                let state = record.as_ref().and_then(|r| r.get_str("state").ok());
+                let their_fence = record.as_ref().and_then(|r| read_i64(r.get("fence")));
+                if state == Some(RecordState::Applied.as_str()) {
+                    return Ok(Started::AlreadyApplied);
+                }
+                Err(Error::LockLost {
+                    migration: Some(key.to_owned()),
+                    fence,
+                    reason: format!(
+                        "its record was last written under fence {}, above this process's: a newer lock holder runs it (if no process does, the record's fence field is corrupt: fix or remove the record)",
+                        their_fence.map_or("(unreadable)".to_owned(), |f| f.to_string())
+                    ),
+                    applied_before: Vec::new(),
+                })
+            }
+            Err(e) => Err(Error::database(
+                format!("recording the start in {}", self.name()),
+                Some(key),
+                e,
+            )),
+        }
     }
 
     /// Upserts `key`'s record unless a newer lock holder (a higher fence) wrote it last.
@@ -229,10 +267,11 @@ impl VersionStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if crate::lock::is_duplicate_key(&e) => Err(Error::LockLost {
+            Err(e) if is_duplicate_key(&e) => Err(Error::LockLost {
                 migration: Some(key.to_owned()),
                 fence,
                 reason: "its record was written under a newer lock by another process".into(),
+                applied_before: Vec::new(),
             }),
             Err(e) => Err(Error::database(
                 format!("{what} in {}", self.name()),
@@ -246,10 +285,7 @@ impl VersionStore {
     pub async fn finish_applied(&self, key: &str, fence: i64, duration_ms: i64) -> Result<()> {
         let result = self
             .collection
-            .update_one(
-                doc! { "_id": key, "fence": fence },
-                applied_update(duration_ms),
-            )
+            .update_one(running_under(key, fence), applied_update(duration_ms))
             .await
             .map_err(|e| {
                 Error::database(
@@ -271,10 +307,7 @@ impl VersionStore {
     ) -> Result<()> {
         let result = self
             .collection
-            .update_one(
-                doc! { "_id": key, "fence": fence },
-                applied_update(duration_ms),
-            )
+            .update_one(running_under(key, fence), applied_update(duration_ms))
             .session(session)
             .await
             .map_err(|e| {
@@ -308,7 +341,10 @@ impl VersionStore {
         };
         let result = self
             .collection
-            .update_one(doc! { "_id": key, "fence": fence }, update)
+            .update_one(
+                doc! { "_id": key, "fence": fence, "state": { "$ne": RecordState::Applied.as_str() } },
+                update,
+            )
             .await
             .map_err(|e| {
                 Error::database(
@@ -421,12 +457,24 @@ impl VersionStore {
     }
 }
 
-/// `key`'s record, unless a newer lock holder (a higher fence) wrote it last.
+/// `key`'s record, unless a newer lock holder (a higher fence) wrote it last. A fence that is
+/// not a comparable number (missing, a string, NaN: not written by this library) does not
+/// protect the record.
 fn written_by_fence_or_older(key: &str, fence: i64) -> Document {
     doc! {
         "_id": key,
-        "$or": [ { "fence": { "$exists": false } }, { "fence": { "$lte": fence } } ],
+        "$or": [
+            { "fence": { "$exists": false } },
+            { "fence": { "$not": { "$type": "number" } } },
+            { "fence": f64::NAN },
+            { "fence": { "$lte": fence } },
+        ],
     }
+}
+
+/// `key`'s record while it is running under `fence`.
+fn running_under(key: &str, fence: i64) -> Document {
+    doc! { "_id": key, "fence": fence, "state": RecordState::Running.as_str() }
 }
 
 fn applied_update(duration_ms: i64) -> Document {
@@ -444,9 +492,33 @@ fn fenced(matched: u64, key: &str, fence: i64) -> Result<()> {
         Err(Error::LockLost {
             migration: Some(key.to_owned()),
             fence,
-            reason: "its record now belongs to a newer lock holder".into(),
+            reason: format!(
+                "its record is no longer the one this process started under fence {fence}: a newer lock holder started it again"
+            ),
+            applied_before: Vec::new(),
         })
     }
+}
+
+/// What [`VersionStore::start`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The record says running, under this fence: run the function.
+    Running,
+    /// Another process applied the migration meanwhile; do not run it.
+    AlreadyApplied,
+}
+
+/// The highest fence among `records`: the floor of the next acquisition of the lock, so that
+/// fences never go back even when the lock document was lost. Absurd values (beyond 2^53) are
+/// ignored here; such a record makes its own start fail with a clear error.
+pub fn highest_fence(records: &[MigrationRecord]) -> i64 {
+    records
+        .iter()
+        .filter_map(|r| r.fence)
+        .filter(|f| (0..(1_i64 << 53)).contains(f))
+        .max()
+        .unwrap_or(0)
 }
 
 pub(crate) fn host() -> String {

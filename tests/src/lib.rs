@@ -322,3 +322,27 @@ impl Drop for LocalServer {
         let _ = self.child.wait();
     }
 }
+
+/// What the `linked` and `unlinked` binaries do: print how many migrations group `linked` has,
+/// then (given a database name) apply it and print how many were applied.
+pub async fn run_linked_group(database: Option<String>) -> std::process::ExitCode {
+    let registered = schema_runtime::Registry::group("linked")
+        .map(|r| r.migrations().len())
+        .unwrap_or(0);
+    println!("registered={registered}");
+    let Some(database) = database else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    let migrator =
+        schema_runtime::Migrator::new(client().await.database(&database)).group("linked");
+    match migrator.apply_all().await {
+        Ok(report) => {
+            println!("applied={}", report.applied.len());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -261,6 +261,15 @@ async fn an_error_is_recorded_stops_the_run_and_is_retried_next_start() {
         std::error::Error::source(&err).is_some(),
         "the migration's error is the source"
     );
+    // The error tells what this run applied before it stopped.
+    assert!(
+        matches!(&err, Error::MigrationFailed { applied_before, .. } if applied_before == &["0001"]),
+        "{message}"
+    );
+    assert!(
+        message.contains("this run applied 0001 before that"),
+        "{message}"
+    );
 
     let first = record(&t.db, "0001").await.unwrap();
     assert_eq!(first.get_str("state").unwrap(), "applied");

@@ -288,17 +288,40 @@ async fn unlock_force_releases_a_lock_whose_holder_is_gone() {
     );
     let t = TestDb::new("cli_unlock").await;
     let m = migrator(&t);
-    let expires = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() + 3_600_000);
+    // A holder that renewed a moment ago looks alive: refused without --even-if-alive.
+    let now = bson::DateTime::now().timestamp_millis();
     t.db.collection::<Document>("schema_versions_lock")
-        .insert_one(doc! { "_id": "migrations", "owner": "ghost:1:dead", "fence": 5_i64, "expires_at": expires })
+        .insert_one(
+            doc! { "_id": "migrations", "owner": "ghost:1:dead", "fence": 5_i64,
+            "expires_at": bson::DateTime::from_millis(now + 30_000),
+            "renewed_at": bson::DateTime::from_millis(now), "host": "ghost", "pid": 1_i64 },
+        )
+        .await
+        .unwrap();
+    let (result, _) = run(&m, &["unlock", "--force"]).await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("looks alive: ghost:1:dead (fence 5, host ghost, pid 1), last renewed"),
+        "{err}"
+    );
+    // Its lease ran out (the process was killed): released at once, with a higher fence.
+    t.db.collection::<Document>("schema_versions_lock")
+        .update_one(
+            doc! { "_id": "migrations" },
+            doc! { "$set": { "expires_at": bson::DateTime::from_millis(now - 1_000) } },
+        )
         .await
         .unwrap();
     let (result, out) = run(&m, &["unlock", "--force"]).await;
     result.unwrap();
-    assert_eq!(out, "released the lock held by ghost:1:dead (fence 5)\n");
+    assert_eq!(
+        out,
+        "released the lock last held by ghost:1:dead (fence 5, host ghost, pid 1, lease expired); the fence is now 6\n"
+    );
     let lock = documents(&t.db, "schema_versions_lock").await;
     assert_eq!(lock[0].get("owner"), Some(&Bson::Null));
-    // The next acquisition gets a higher fence.
+    assert_eq!(lock[0].get_i64("fence").unwrap(), 6);
+    // The next acquisition gets a higher fence still.
     m.up(Some(&"0001".parse().unwrap())).await.unwrap();
     assert_eq!(
         record(&t.db, "0001")
@@ -306,10 +329,10 @@ async fn unlock_force_releases_a_lock_whose_holder_is_gone() {
             .unwrap()
             .get_i64("fence")
             .unwrap(),
-        6
+        7
     );
     let (_, out) = run(&m, &["unlock", "--force"]).await;
-    assert_eq!(out, "the lock was not held\n");
+    assert_eq!(out, "the lock was not held; the fence is now 8\n");
 }
 
 #[tokio::test]

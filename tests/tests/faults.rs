@@ -84,8 +84,15 @@ async fn a_failed_record_write_is_not_marked_applied_and_the_next_start_recovers
         message.contains("recording it as applied") && message.contains("(migration 0001)"),
         "{message}"
     );
+    // Not applied, and the failure of the record write is itself recorded.
     let r = record(&t.db, "0001").await.unwrap();
-    assert_eq!(r.get_str("state").unwrap(), "running", "not applied: {r:?}");
+    assert_eq!(r.get_str("state").unwrap(), "failed", "not applied: {r:?}");
+    assert!(
+        r.get_str("last_error")
+            .unwrap()
+            .contains("recording it as applied"),
+        "{r:?}"
+    );
 
     set_flag(&t.db, "arm", false).await;
     let report = Migrator::new(t.db.clone())

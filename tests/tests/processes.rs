@@ -288,3 +288,55 @@ fn an_unreachable_server_gives_bounded_retries_then_a_clear_error_and_a_non_zero
     assert!(!message.contains("s3cret-pw"), "{message}");
     assert!(elapsed < Duration::from_secs(20), "bounded: {elapsed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_inside_a_transactional_migration_then_restart_applies_it_once_and_whole() {
+    let _turn = TURN.lock().await;
+    let t = TestDb::new("txnkill").await;
+    let dir = pause_dir("txnkill");
+    // Killed in the middle of its transaction: items 1-3 are written in the transaction, which
+    // the dead process leaves open; the server aborts it after its transaction lifetime (60 s).
+    let holder = worker(t.name(), SHORT_LEASE_MS)
+        .args(["--group", "txn_kill"])
+        .env("PAUSE_AT", "txn")
+        .env("PAUSE_DIR", &dir)
+        .spawn()
+        .unwrap();
+    wait_reached(&dir, holder.id());
+    signal(holder.id(), "-KILL");
+    assert!(!finish(holder).status.success());
+    assert!(
+        documents(&t.db, "items").await.is_empty(),
+        "nothing of the open transaction is visible"
+    );
+
+    // One restart: it takes the lock over, meets the open transaction's writes (WriteConflict,
+    // a transient transaction error), runs the transaction again until the server has aborted
+    // the orphan, and applies it, in this one start and as its second attempt.
+    let started = Instant::now();
+    let next = finish(
+        worker(t.name(), SHORT_LEASE_MS)
+            .args(["--group", "txn_kill"])
+            .spawn()
+            .unwrap(),
+    );
+    assert!(next.status.success(), "{} {}", stdout(&next), stderr(&next));
+    assert!(stdout(&next).contains("applied=1"), "{}", stdout(&next));
+    println!("applied after {:?}", started.elapsed());
+
+    let items: Vec<i32> = documents(&t.db, "items")
+        .await
+        .iter()
+        .map(|d| d.get_i32("_id").unwrap())
+        .collect();
+    assert_eq!(items, vec![1, 2, 3, 4, 5, 6], "all six, each once");
+    let records = records(&t.db).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].get_str("state").unwrap(), "applied");
+    assert_eq!(
+        records[0].get_i64("attempts").unwrap(),
+        2,
+        "killed once, applied once: the retries of one start count as one attempt"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -130,3 +130,47 @@ async fn on_a_standalone_server_a_transactional_migration_is_refused_before_it_s
         "nothing started"
     );
 }
+
+// Writes, works for longer than several lease renewals, writes again: the renewals must not
+// conflict with the transaction.
+#[migration(
+    id = "0001",
+    description = "A long transaction",
+    group = "txn_long",
+    transaction
+)]
+async fn long_transaction(ctx: &mut MigrationContext) -> MigrationResult {
+    let items = ctx.collection::<Document>("items");
+    let session = ctx.session().expect("a session");
+    items
+        .insert_one(doc! { "_id": 1 })
+        .session(&mut *session)
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    items
+        .insert_one(doc! { "_id": 2 })
+        .session(&mut *session)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_transaction_spanning_several_lease_renewals_succeeds() {
+    let t = TestDb::new("txnlong").await;
+    // A 600 ms lease is renewed every 200 ms: about seven renewals land inside the transaction.
+    let report = Migrator::new(t.db.clone())
+        .group("txn_long")
+        .lease(std::time::Duration::from_millis(600))
+        .apply_all()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(report.applied[0].attempt, 1);
+    assert_eq!(
+        documents(&t.db, "items").await,
+        vec![doc! { "_id": 1 }, doc! { "_id": 2 }]
+    );
+    let r = record(&t.db, "0001").await.unwrap();
+    assert_eq!(r.get_str("state").unwrap(), "applied");
+    assert_eq!(r.get_i64("attempts").unwrap(), 1);
+}

@@ -18,9 +18,9 @@ use clap::{Parser, Subcommand};
 use schema_runtime::redact::scrub;
 use schema_runtime::{Migrator, Registry, Settings};
 
-// The migrations live in this package's library; `extern crate` makes sure it is linked (and
+// The migrations live in this package's library; `link!` makes sure it is linked (and
 // its registrations with it) although nothing else here names it.
-extern crate schema_example;
+schema_runtime::link!(schema_example);
 
 #[derive(Debug, Parser)]
 struct Args {

@@ -34,6 +34,46 @@ async fn add_one_to_every_item(ctx: &mut MigrationContext) -> MigrationResult {
     Ok(())
 }
 
+/// A transactional migration for the kill tests: inserts items 1–3 in its transaction, pauses
+/// (`PAUSE_AT=txn`), inserts items 4–6. All six land, or none.
+#[schema_runtime::migration(
+    id = "0001",
+    description = "Six items in one transaction",
+    group = "txn_kill",
+    transaction
+)]
+async fn six_items_in_one_transaction(ctx: &mut MigrationContext) -> MigrationResult {
+    let items = ctx.collection::<bson::Document>("items");
+    let session = ctx
+        .session()
+        .expect("a transactional migration has a session");
+    items
+        .insert_many((1..=3).map(|i| doc! { "_id": i }))
+        .session(&mut *session)
+        .await?;
+    pause_at("txn").await?;
+    let session = ctx
+        .session()
+        .expect("a transactional migration has a session");
+    items
+        .insert_many((4..=6).map(|i| doc! { "_id": i }))
+        .session(&mut *session)
+        .await?;
+    Ok(())
+}
+
+/// With `PAUSE_AT=<point>`, writes `PAUSE_DIR/reached-<pid>` and waits for `PAUSE_DIR/go`.
+async fn pause_at(point: &str) -> MigrationResult {
+    if std::env::var("PAUSE_AT").ok().as_deref() == Some(point) {
+        let dir = PathBuf::from(std::env::var("PAUSE_DIR").expect("PAUSE_DIR with PAUSE_AT"));
+        std::fs::write(dir.join(format!("reached-{}", std::process::id())), point)?;
+        while !dir.join("go").exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn step(ctx: &mut MigrationContext, id: &str) -> MigrationResult {
     if std::env::var("PAUSE_AT").ok().as_deref() == Some(id) {
         let dir = PathBuf::from(std::env::var("PAUSE_DIR").expect("PAUSE_DIR with PAUSE_AT"));

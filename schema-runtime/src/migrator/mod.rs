@@ -1,6 +1,8 @@
 //! `Migrator`: applies the pending migrations of one group to one database at start-up, with the
 //! lock, so that of many processes starting at once each migration runs exactly once.
 
+mod exec;
+
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -10,13 +12,15 @@ use mongodb::Database;
 use schema_id::MigrationId;
 use tracing::Instrument;
 
-use crate::context::MigrationContext;
 use crate::deployment::Deployment;
+use crate::error::driver::is_unreachable;
 use crate::error::{Error, Result};
 use crate::lock::{Backoff, Lease, LeaseLock};
-use crate::plan::{Plan, PlanEntry};
-use crate::registry::{MigrationFuture, Registry};
-use crate::store::{DEFAULT_COLLECTION, MigrationRecord, VersionStore};
+use crate::plan::Plan;
+use crate::registry::Registry;
+use crate::store::{DEFAULT_COLLECTION, MigrationRecord, VersionStore, highest_fence};
+
+pub(crate) use exec::{Ended, release_after, run_guarded};
 
 /// What to do when an applied migration's code changed since it ran (its checksum differs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +64,16 @@ pub enum Warning {
         /// The highest id applied before it.
         highest_applied: MigrationId,
     },
+    /// An applied record's function and description both differ from the migration registered
+    /// under its id, accepted because [`Migrator::allow_reused_ids`] is on.
+    ReusedId {
+        /// The id.
+        id: MigrationId,
+        /// The function the database recorded.
+        recorded_function: String,
+        /// The function registered now.
+        registered_function: String,
+    },
     /// The lock could not be released after the run; its lease expires by itself.
     LockNotReleased {
         /// Why.
@@ -94,6 +108,14 @@ impl fmt::Display for Warning {
             } => write!(
                 f,
                 "migration {id} was applied after {highest_applied}, out of order, as allowed"
+            ),
+            Warning::ReusedId {
+                id,
+                recorded_function,
+                registered_function,
+            } => write!(
+                f,
+                "migration {id} was applied as {recorded_function} and is registered as {registered_function}: taken as the same migration, as allowed"
             ),
             Warning::LockNotReleased { reason } => write!(
                 f,
@@ -169,6 +191,12 @@ pub struct Migrator {
     auto_migrate: bool,
     allow_destructive: bool,
     progress_bars: bool,
+    allow_empty: bool,
+    allow_reused_ids: bool,
+    migration_timeout: Option<Duration>,
+    transaction_retry_limit: Duration,
+    startup_timeout: Duration,
+    status_timeout: Duration,
 }
 
 /// Defaults of the lock and start-up settings.
@@ -183,11 +211,21 @@ pub mod defaults {
     pub const STARTUP_ATTEMPTS: u32 = 3;
     /// The pause before the second try of the first read (doubled for each further one).
     pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+    /// The longest the first read of a start-up may take, all tries together, while the server
+    /// cannot be reached.
+    pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+    /// The longest [`Migrator::status`](super::Migrator::status) waits for the server.
+    pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+    /// How long a transactional migration is run again after transient transaction errors:
+    /// past MongoDB's default `transactionLifetimeLimitSeconds` (60 s), after which a
+    /// transaction left open by a killed process is aborted.
+    pub const TRANSACTION_RETRY_LIMIT: Duration = Duration::from_secs(90);
 }
 
 impl Migrator {
     /// A migrator for the `"default"` group on `database`, recording in `schema_versions`.
     pub fn new(database: Database) -> Self {
+        crate::redact::install_panic_hook();
         Migrator {
             database,
             group: "default".to_owned(),
@@ -201,7 +239,65 @@ impl Migrator {
             auto_migrate: true,
             allow_destructive: false,
             progress_bars: false,
+            allow_empty: false,
+            allow_reused_ids: false,
+            migration_timeout: None,
+            transaction_retry_limit: defaults::TRANSACTION_RETRY_LIMIT,
+            startup_timeout: defaults::STARTUP_TIMEOUT,
+            status_timeout: defaults::STATUS_TIMEOUT,
         }
+    }
+
+    /// Whether a group with no registered migrations is accepted. Default false: it is
+    /// [`Error::NoMigrations`], because a migrations library that nothing in the binary refers to
+    /// is not linked, and that must not pass silently. Tools that may run without migrations
+    /// turn this on.
+    pub fn allow_empty(mut self, allow: bool) -> Self {
+        self.allow_empty = allow;
+        self
+    }
+
+    /// Whether an applied record whose function and description both differ from the migration
+    /// registered under its id is accepted as that migration (a warning) instead of
+    /// [`Error::DifferentMigration`]. Default false: two branches used the same id.
+    pub fn allow_reused_ids(mut self, allow: bool) -> Self {
+        self.allow_reused_ids = allow;
+        self
+    }
+
+    /// The time limit of every migration that does not set its own (`#[migration(timeout =
+    /// "10m")]`). A migration past its limit is stopped where it is (a transaction is aborted),
+    /// recorded as failed and returned as [`Error::MigrationTimedOut`]. Default: none.
+    pub fn migration_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.migration_timeout = limit;
+        self
+    }
+
+    /// How long a transactional migration is run again after transient transaction errors
+    /// (MongoDB's `TransientTransactionError` label), and its commit retried after an unknown
+    /// commit result. Default 90 s, past MongoDB's default transaction lifetime of 60 s.
+    pub fn transaction_retry_limit(mut self, limit: Duration) -> Self {
+        self.transaction_retry_limit = limit;
+        self
+    }
+
+    /// The longest the first read of a start-up may take, all tries together, while the server
+    /// cannot be reached; then start-up fails with an error. Default 20 s
+    /// (`SCHEMA_STARTUP_TIMEOUT_SECS`).
+    pub fn startup_timeout(mut self, limit: Duration) -> Self {
+        self.startup_timeout = limit;
+        self
+    }
+
+    /// The longest [`Migrator::status`] waits for the server before it answers
+    /// `reachable: false`. Default 2 s (`SCHEMA_STATUS_TIMEOUT_SECS`).
+    pub fn status_timeout(mut self, limit: Duration) -> Self {
+        self.status_timeout = limit;
+        self
+    }
+
+    pub(crate) fn status_timeout_setting(&self) -> Duration {
+        self.status_timeout
     }
 
     /// Whether long helpers (such as [`batches`](crate::batch)) draw progress bars on stderr.
@@ -292,9 +388,16 @@ impl Migrator {
         LeaseLock::new(&self.database, &self.collection, self.lease)
     }
 
-    /// The group's registry.
+    /// The group's registry: an error when it is empty, unless [`Migrator::allow_empty`].
     pub fn registry(&self) -> Result<Registry> {
-        Registry::group(&self.group)
+        let registry = Registry::group(&self.group)?;
+        if registry.migrations().is_empty() && !self.allow_empty {
+            return Err(Error::NoMigrations {
+                group: self.group.clone(),
+                registered_groups: Registry::groups().iter().map(|g| (*g).to_owned()).collect(),
+            });
+        }
+        Ok(registry)
     }
 
     /// Reads the records (one command) and compares them with the registry. Writes nothing.
@@ -349,7 +452,9 @@ impl Migrator {
     async fn up_inner(&self, to: Option<&MigrationId>) -> Result<Report> {
         let registry = self.registry()?;
         let store = self.store();
-        let plan = Plan::new(&registry, self.load_with_retries(&store).await?);
+        let records = self.load_with_retries(&store).await?;
+        let mut floor = highest_fence(&records);
+        let plan = Plan::new(&registry, records);
         let report = self.check(&plan, to)?;
         if plan.pending_up_to(to).next().is_none() {
             tracing::debug!(applied = report.already_applied.len(), "nothing pending");
@@ -360,7 +465,7 @@ impl Migrator {
         let waiting = Instant::now();
         let mut backoff = Backoff::new();
         let lease = loop {
-            if let Some(lease) = lock.try_acquire().await? {
+            if let Some(lease) = lock.try_acquire(floor).await? {
                 break lease;
             }
             if waiting.elapsed() >= self.max_wait {
@@ -368,7 +473,9 @@ impl Migrator {
             }
             tracing::debug!("the migration lock is held by another process; waiting");
             backoff.pause().await;
-            let plan = Plan::new(&registry, store.load().await?);
+            let records = store.load().await?;
+            floor = floor.max(highest_fence(&records));
+            let plan = Plan::new(&registry, records);
             if plan.pending_up_to(to).next().is_none() {
                 let mut report = self.check(&plan, to)?;
                 report.waited = waiting.elapsed();
@@ -417,8 +524,15 @@ impl Migrator {
                     highest_applied: highest.clone(),
                 });
             }
-            let applied = self.apply_one(store, lease, entry).await?;
-            report.applied.push(applied);
+            match self.apply_one(store, lease, entry).await {
+                Ok(Some(applied)) => report.applied.push(applied),
+                Ok(None) => report.already_applied.push(entry.id.clone()),
+                Err(e) => {
+                    let applied: Vec<String> =
+                        report.applied.iter().map(|a| a.id.to_string()).collect();
+                    return Err(e.after_applying(&applied));
+                }
+            }
         }
         Ok(report)
     }
@@ -440,6 +554,22 @@ impl Migrator {
                 .collect(),
             ..Report::default()
         };
+        for (entry, record) in plan.diverged() {
+            if !self.allow_reused_ids {
+                return Err(Error::DifferentMigration {
+                    id: entry.id.to_string(),
+                    recorded_function: record.function.clone().unwrap_or_default(),
+                    recorded_description: record.description.clone().unwrap_or_default(),
+                    registered_function: entry.migration.function(),
+                    registered_description: entry.migration.description().to_owned(),
+                });
+            }
+            report.warnings.push(Warning::ReusedId {
+                id: entry.id.clone(),
+                recorded_function: record.function.clone().unwrap_or_default(),
+                registered_function: entry.migration.function(),
+            });
+        }
         if !self.allow_destructive
             && let Some(entry) = plan.pending_up_to(to).find(|e| e.migration.destructive())
         {
@@ -491,31 +621,51 @@ impl Migrator {
         Ok(report)
     }
 
+    /// The first read of a start-up: retried while the server cannot be reached, all tries
+    /// together bounded by [`Migrator::startup_timeout`].
     pub(crate) async fn load_with_retries(
         &self,
         store: &VersionStore,
     ) -> Result<Vec<MigrationRecord>> {
+        let deadline = Instant::now() + self.startup_timeout;
         let mut delay = self.retry_delay;
         let mut attempt = 1;
+        let operation = format!("reading the applied migrations from {}", store.name());
         loop {
-            match store.load().await {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let loaded = match tokio::time::timeout(remaining, store.load()).await {
+                Ok(loaded) => loaded,
+                Err(_) => {
+                    return Err(Error::TimedOut {
+                        operation: format!(
+                            "{operation} (tried {attempt} time(s); Migrator::startup_timeout, SCHEMA_STARTUP_TIMEOUT_SECS)"
+                        ),
+                        limit: self.startup_timeout,
+                    });
+                }
+            };
+            match loaded {
                 Err(Error::Database {
                     operation,
                     migration,
                     source,
-                }) if is_unreachable(&source) => {
-                    if attempt >= self.startup_attempts {
+                    driver,
+                    applied_before,
+                }) if is_unreachable(&driver) => {
+                    if attempt >= self.startup_attempts || Instant::now() + delay >= deadline {
                         return Err(Error::Database {
                             operation: format!(
                                 "{operation} (the server could not be reached in {attempt} attempts)"
                             ),
                             migration,
                             source,
+                            driver,
+                            applied_before,
                         });
                     }
                     tracing::warn!(
                         attempt,
-                        error = %crate::redact::scrub(&source.to_string()),
+                        error = %source.joined(),
                         "the server cannot be reached; retrying"
                     );
                     tokio::time::sleep(delay).await;
@@ -526,227 +676,11 @@ impl Migrator {
             }
         }
     }
-
-    pub(crate) async fn apply_one(
-        &self,
-        store: &VersionStore,
-        lease: &Lease,
-        entry: &PlanEntry,
-    ) -> Result<AppliedMigration> {
-        let span = tracing::info_span!(
-            "migration",
-            id = %entry.id,
-            description = entry.migration.description(),
-        );
-        self.apply_one_inner(store, lease, entry)
-            .instrument(span)
-            .await
-    }
-
-    async fn apply_one_inner(
-        &self,
-        store: &VersionStore,
-        lease: &Lease,
-        entry: &PlanEntry,
-    ) -> Result<AppliedMigration> {
-        let migration = entry.migration;
-        let id = entry.id.as_str();
-        let key = entry.record_key();
-        let fence = lease.fence();
-        let attempt = entry.record.as_ref().map_or(0, |r| r.attempts) + 1;
-        store.start(&key, migration, fence, attempt).await?;
-        // Between the check that found it pending and the start record, this process may have
-        // been paused past its lease: make sure it still holds the lock before running anything.
-        lease.verify(Some(id)).await?;
-        tracing::info!(attempt, transaction = migration.transaction(), "applying");
-
-        let mut context =
-            MigrationContext::for_migration(self.database.clone(), id, self.progress_bars);
-        context.set_checkpoint_target(crate::batch::CheckpointTarget {
-            store: store.clone(),
-            key: key.clone(),
-            fence,
-        });
-        if migration.transaction() {
-            let mut session = self
-                .database
-                .client()
-                .start_session()
-                .await
-                .map_err(|e| Error::database("starting a session", Some(id), e))?;
-            session
-                .start_transaction()
-                .read_concern(mongodb::options::ReadConcern::majority())
-                .write_concern(mongodb::options::WriteConcern::majority())
-                .await
-                .map_err(|e| Error::database("starting a transaction", Some(id), e))?;
-            context.set_session(session);
-        }
-
-        let started = Instant::now();
-        let ended = run_under_lease(lease, migration.run(&mut context)).await;
-        let duration = started.elapsed();
-        let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        let mut session = context.take_session();
-
-        let (message, source) = match ended {
-            Ended::LeaseLost(reason) => {
-                // The migration was stopped where it was; its transaction (if any) is dropped
-                // and so aborted. Record the interruption if the record is still ours.
-                tracing::error!(%reason, "lost the migration lock; stopping");
-                let _ = store
-                    .finish_failed(&key, fence, duration_ms, &format!("interrupted: {reason}"))
-                    .await;
-                return Err(lease.lost_error(Some(id), reason));
-            }
-            Ended::Returned => {
-                match session.as_mut() {
-                    Some(session) => {
-                        self.commit(store, lease, session, &key, id, duration_ms)
-                            .await?
-                    }
-                    None => store.finish_applied(&key, fence, duration_ms).await?,
-                }
-                tracing::info!(duration_ms, "applied");
-                return Ok(AppliedMigration {
-                    id: entry.id.clone(),
-                    description: migration.description(),
-                    duration,
-                    attempt,
-                });
-            }
-            Ended::Failed { message, source } => (message, source),
-        };
-        if let Some(session) = session.as_mut() {
-            // Fails harmlessly when the migration already ended the transaction itself.
-            let _ = session.abort_transaction().await;
-        }
-        tracing::error!(duration_ms, error = %message, "failed");
-        store
-            .finish_failed(&key, fence, duration_ms, &message)
-            .await?;
-        Err(Error::MigrationFailed {
-            id: entry.id.to_string(),
-            description: migration.description().to_owned(),
-            attempt,
-            message,
-            source,
-        })
-    }
-
-    /// Records the migration as applied inside its own transaction, checks in the same
-    /// transaction that the lock is still ours, and commits: its writes and its record land
-    /// together or not at all.
-    async fn commit(
-        &self,
-        store: &VersionStore,
-        lease: &Lease,
-        session: &mut mongodb::ClientSession,
-        key: &str,
-        id: &str,
-        duration_ms: i64,
-    ) -> Result<()> {
-        let recorded = store
-            .finish_applied_in(session, key, lease.fence(), duration_ms)
-            .await;
-        let still_ours = match recorded {
-            Ok(()) => lease
-                .touch_in(session)
-                .await
-                .map_err(|e| Error::database("checking the lock in the transaction", Some(id), e)),
-            Err(e) => Err(e),
-        };
-        match still_ours {
-            Ok(true) => session
-                .commit_transaction()
-                .await
-                .map_err(|e| Error::database("committing the transaction", Some(id), e)),
-            Ok(false) => {
-                let _ = session.abort_transaction().await;
-                Err(lease.lost_error(Some(id), "the lease expired before the commit".into()))
-            }
-            Err(e) => {
-                let _ = session.abort_transaction().await;
-                Err(e)
-            }
-        }
-    }
-}
-
-/// How a migration's function (or its rollback) ended when run under the lease.
-pub(crate) enum Ended {
-    /// It returned `Ok`.
-    Returned,
-    /// It returned an error or panicked.
-    Failed {
-        message: String,
-        source: Option<crate::error::BoxError>,
-    },
-    /// The lease was lost first; the function was dropped where it stood.
-    LeaseLost(String),
-}
-
-/// Runs a migration's (or rollback's) future to its end, catching a panic, unless the lease is
-/// lost first.
-pub(crate) async fn run_under_lease(lease: &Lease, run: MigrationFuture<'_>) -> Ended {
-    tokio::select! {
-        outcome = AssertUnwindSafe(run).catch_unwind() => match outcome {
-            Ok(Ok(())) => Ended::Returned,
-            Ok(Err(error)) => Ended::Failed {
-                message: crate::redact::scrub(&error.to_string()),
-                source: Some(error),
-            },
-            Err(panic) => Ended::Failed {
-                message: format!("panicked: {}", panic_message(&panic)),
-                source: None,
-            },
-        },
-        reason = lease.lost() => Ended::LeaseLost(reason),
-    }
-}
-
-/// Releases the lease after a locked operation and returns the operation's result (or resumes
-/// its panic), with a warning when the release failed (the lease then expires by itself).
-pub(crate) async fn release_after<T>(
-    lease: Lease,
-    outcome: std::thread::Result<Result<T>>,
-) -> Result<(T, Option<Warning>)> {
-    let released = lease.release().await;
-    match outcome {
-        Ok(Ok(value)) => Ok((
-            value,
-            released.err().map(|e| Warning::LockNotReleased {
-                reason: e.to_string(),
-            }),
-        )),
-        Ok(Err(e)) => Err(e),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
 }
 
 pub(crate) fn log_warning(warning: &Warning) {
     match warning {
         Warning::UnknownRecord { .. } => tracing::info!("{warning}"),
         _ => tracing::warn!("{warning}"),
-    }
-}
-
-fn is_unreachable(error: &mongodb::error::Error) -> bool {
-    use mongodb::error::ErrorKind;
-    matches!(
-        error.kind.as_ref(),
-        ErrorKind::ServerSelection { .. }
-            | ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. }
-    )
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_owned()
     }
 }

@@ -1,0 +1,238 @@
+//! What a driver error says, for people: the server's code, code name and message (never the raw
+//! reply), and the class of the failure, which decides the advice.
+
+use mongodb::error::{Error as DriverError, ErrorKind, WriteFailure};
+
+/// MongoDB error codes this crate treats specially. Names and numbers as in MongoDB's
+/// `error_codes.yml` (<https://www.mongodb.com/docs/manual/reference/error-codes/>).
+pub(crate) mod codes {
+    pub const BAD_VALUE: i32 = 2;
+    pub const FAILED_TO_PARSE: i32 = 9;
+    pub const UNAUTHORIZED: i32 = 13;
+    pub const TYPE_MISMATCH: i32 = 14;
+    pub const AUTHENTICATION_FAILED: i32 = 18;
+    pub const INVALID_OPTIONS: i32 = 72;
+    pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
+    pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
+    pub const WRITE_CONFLICT: i32 = 112;
+    pub const CONFLICTING_OPERATION_IN_PROGRESS: i32 = 117;
+    pub const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
+    pub const NO_SUCH_TRANSACTION: i32 = 251;
+    pub const DUPLICATE_KEY: i32 = 11000;
+}
+
+/// The label MongoDB puts on an error after which the whole transaction may be retried.
+pub(crate) const TRANSIENT_TRANSACTION_ERROR: &str = "TransientTransactionError";
+/// The label MongoDB puts on a commit whose outcome is unknown: the commit may be retried.
+pub(crate) const UNKNOWN_TRANSACTION_COMMIT_RESULT: &str = "UnknownTransactionCommitResult";
+
+/// What kind of failure a driver error is, for the advice that goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// No server could be reached: network, DNS, server selection.
+    Unreachable,
+    /// The server refused the credentials.
+    Authentication,
+    /// The user may not run this command.
+    Authorization,
+    /// Another operation touched the same data at the same time; trying again can succeed.
+    Conflict,
+    /// The server refused the request or the data as invalid.
+    InvalidInput,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorClass {
+    /// Classifies a driver error.
+    pub fn of(error: &DriverError) -> Self {
+        if error.contains_label(TRANSIENT_TRANSACTION_ERROR) {
+            return ErrorClass::Conflict;
+        }
+        match error.kind.as_ref() {
+            ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. } => ErrorClass::Unreachable,
+            ErrorKind::Authentication { .. } => ErrorClass::Authentication,
+            ErrorKind::InvalidArgument { .. } => ErrorClass::InvalidInput,
+            _ => match code(error) {
+                Some(code) => Self::of_code(code),
+                None => ErrorClass::Other,
+            },
+        }
+    }
+
+    /// Classifies a server error code.
+    pub fn of_code(code: i32) -> Self {
+        use codes::*;
+        match code {
+            AUTHENTICATION_FAILED => ErrorClass::Authentication,
+            UNAUTHORIZED => ErrorClass::Authorization,
+            WRITE_CONFLICT | CONFLICTING_OPERATION_IN_PROGRESS | NO_SUCH_TRANSACTION => {
+                ErrorClass::Conflict
+            }
+            BAD_VALUE
+            | FAILED_TO_PARSE
+            | TYPE_MISMATCH
+            | INVALID_OPTIONS
+            | INDEX_OPTIONS_CONFLICT
+            | INDEX_KEY_SPECS_CONFLICT
+            | DOCUMENT_VALIDATION_FAILURE
+            | DUPLICATE_KEY => ErrorClass::InvalidInput,
+            _ => ErrorClass::Other,
+        }
+    }
+
+    /// What the user should do about a failure of this class.
+    pub fn advice(self) -> &'static str {
+        match self {
+            ErrorClass::Unreachable => {
+                "check that the server in MONGODB_URI is running and reachable from this host"
+            }
+            ErrorClass::Authentication => {
+                "check the user name, password and authSource in the connection string"
+            }
+            ErrorClass::Authorization => {
+                "grant the user the roles this needs (readWrite on the database; dbAdmin for indexes, validators and collMod)"
+            }
+            ErrorClass::Conflict => {
+                "another operation changed the same data at the same time; start again, it is safe to retry"
+            }
+            ErrorClass::InvalidInput => {
+                "the server refused the request or the data as invalid: correct the migration or the documents it works on"
+            }
+            ErrorClass::Other => "see the server's message above",
+        }
+    }
+}
+
+/// The server's error code, if the error carries one.
+pub(crate) fn code(error: &DriverError) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => Some(w.code),
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .and_then(|errors| errors.first())
+            .map(|w| w.code)
+            .or_else(|| e.write_concern_error.as_ref().map(|w| w.code)),
+        _ => None,
+    }
+}
+
+/// One line for a driver error: `code 112 (WriteConflict): <message>` for server errors, the
+/// driver's own text otherwise, with its labels.
+pub(crate) fn describe(error: &DriverError) -> String {
+    fn server(code: i32, name: &str, message: &str) -> String {
+        if name.is_empty() {
+            format!("code {code}: {message}")
+        } else {
+            format!("code {code} ({name}): {message}")
+        }
+    }
+    let mut text = match error.kind.as_ref() {
+        ErrorKind::Command(c) => server(c.code, &c.code_name, &c.message),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => {
+            server(w.code, w.code_name.as_deref().unwrap_or(""), &w.message)
+        }
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => format!(
+            "write concern not satisfied: {}",
+            server(w.code, &w.code_name, &w.message)
+        ),
+        ErrorKind::InsertMany(e) => match (&e.write_errors, &e.write_concern_error) {
+            (Some(errors), _) if !errors.is_empty() => format!(
+                "{} of the documents were refused, the first (index {}): {}",
+                errors.len(),
+                errors[0].index,
+                server(
+                    errors[0].code,
+                    errors[0].code_name.as_deref().unwrap_or(""),
+                    &errors[0].message
+                )
+            ),
+            (_, Some(w)) => format!(
+                "write concern not satisfied: {}",
+                server(w.code, &w.code_name, &w.message)
+            ),
+            _ => "insert_many failed".to_owned(),
+        },
+        _ => error.to_string(),
+    };
+    let labels: Vec<&String> = error.labels().iter().collect();
+    if !labels.is_empty() {
+        let labels: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
+        text.push_str(&format!(" [{}]", labels.join(", ")));
+    }
+    text
+}
+
+/// Whether the error means the server could not be reached.
+pub(crate) fn is_unreachable(error: &DriverError) -> bool {
+    ErrorClass::of(error) == ErrorClass::Unreachable
+}
+
+/// Whether the error is a duplicate key (E11000).
+pub(crate) fn is_duplicate_key(error: &DriverError) -> bool {
+    code(error) == Some(codes::DUPLICATE_KEY) || error.to_string().contains("E11000")
+}
+
+/// The first driver error in `error`'s source chain (looking through this crate's own errors).
+pub(crate) fn find_in_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a DriverError> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(driver) = e.downcast_ref::<DriverError>() {
+            return Some(driver);
+        }
+        if let Some(ours) = e.downcast_ref::<crate::Error>()
+            && let Some(driver) = ours.driver_error()
+        {
+            return Some(driver);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Whether `error` (or any error in its chain) carries `label`.
+pub(crate) fn has_label(error: &(dyn std::error::Error + 'static), label: &str) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(driver) = find_in_chain(e)
+            && driver.contains_label(label)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified_as_mongodb_documents_them() {
+        assert_eq!(ErrorClass::of_code(112), ErrorClass::Conflict);
+        assert_eq!(ErrorClass::of_code(13), ErrorClass::Authorization);
+        assert_eq!(ErrorClass::of_code(18), ErrorClass::Authentication);
+        assert_eq!(ErrorClass::of_code(11000), ErrorClass::InvalidInput);
+        assert_eq!(ErrorClass::of_code(121), ErrorClass::InvalidInput);
+        assert_eq!(ErrorClass::of_code(2), ErrorClass::InvalidInput);
+        assert_eq!(ErrorClass::of_code(99999), ErrorClass::Other);
+        for class in [
+            ErrorClass::Unreachable,
+            ErrorClass::Authentication,
+            ErrorClass::Authorization,
+            ErrorClass::Conflict,
+            ErrorClass::InvalidInput,
+        ] {
+            assert!(!class.advice().contains("reachable") || class == ErrorClass::Unreachable);
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Running one migration under the lease: its `running` record, its function (in a transaction
+//! when it asks for one, retried as MongoDB's drivers document), its time limit, and the record
+//! of how it ended. Every failure is recorded, whatever step failed.
+//!
+//! A transactional migration is fenced through its own record, never through the lock document:
+//! the `applied` update inside the transaction matches only the record this process started
+//! (`fence` and `state: running`). A newer holder that starts the migration again rewrites that
+//! record, so the transaction's update finds nothing (or conflicts) and aborts; the lock's
+//! renewals touch only the lock document, so they can never conflict with the transaction, however
+//! long it runs.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use mongodb::ClientSession;
+use mongodb::options::{ReadConcern, WriteConcern};
+use tracing::Instrument;
+
+use super::{AppliedMigration, Migrator, Warning};
+use crate::context::MigrationContext;
+use crate::error::driver::{
+    TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT, has_label,
+};
+use crate::error::{BoxError, Cause, Error, Result};
+use crate::lock::Lease;
+use crate::plan::PlanEntry;
+use crate::registry::MigrationFuture;
+use crate::store::{Started, VersionStore};
+
+impl Migrator {
+    /// Applies one pending migration; `None` when another process applied it meanwhile.
+    pub(crate) async fn apply_one(
+        &self,
+        store: &VersionStore,
+        lease: &Lease,
+        entry: &PlanEntry,
+    ) -> Result<Option<AppliedMigration>> {
+        let span = tracing::info_span!(
+            "migration",
+            id = %entry.id,
+            description = entry.migration.description(),
+        );
+        self.apply_one_inner(store, lease, entry)
+            .instrument(span)
+            .await
+    }
+
+    async fn apply_one_inner(
+        &self,
+        store: &VersionStore,
+        lease: &Lease,
+        entry: &PlanEntry,
+    ) -> Result<Option<AppliedMigration>> {
+        let migration = entry.migration;
+        let key = entry.record_key();
+        let fence = lease.fence();
+        // Records come from outside: an absurd count must not overflow.
+        let attempt = entry
+            .record
+            .as_ref()
+            .map_or(0, |r| r.attempts)
+            .saturating_add(1);
+        // An applied entry is here only to run again (`redo`).
+        let rerun = !entry.is_pending();
+        if store.start(&key, migration, fence, attempt, rerun).await? == Started::AlreadyApplied {
+            tracing::info!("another process applied it meanwhile");
+            return Ok(None);
+        }
+        let started = Instant::now();
+        match self.run_attempt(store, lease, entry, &key, attempt).await {
+            Ok(()) => {
+                let duration = started.elapsed();
+                tracing::info!(duration_ms = duration.as_millis() as u64, "applied");
+                Ok(Some(AppliedMigration {
+                    id: entry.id.clone(),
+                    description: migration.description(),
+                    duration,
+                    attempt,
+                }))
+            }
+            Err(error) => {
+                let duration_ms = millis(started.elapsed());
+                let text = match &error {
+                    Error::LockLost { reason, .. } => format!("interrupted: {reason}"),
+                    Error::MigrationFailed { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                let text = crate::redact::scrub(&text);
+                tracing::error!(duration_ms, error = %text, "failed");
+                // Fenced: a record that a newer holder owns is left alone.
+                if let Err(e) = store.finish_failed(&key, fence, duration_ms, &text).await {
+                    tracing::warn!(error = %e, "the failure could not be recorded");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs the function (again, after a transient transaction error) and records it applied.
+    async fn run_attempt(
+        &self,
+        store: &VersionStore,
+        lease: &Lease,
+        entry: &PlanEntry,
+        key: &str,
+        attempt: i64,
+    ) -> Result<()> {
+        let migration = entry.migration;
+        let id = entry.id.as_str();
+        let fence = lease.fence();
+        // Between the check that found it pending and the start record, this process may have
+        // been paused past its lease: make sure it still holds the lock before running anything.
+        lease.verify(Some(id)).await?;
+        let limit = migration.timeout().or(self.migration_timeout);
+        let deadline = limit.map(|limit| Instant::now() + limit);
+        let mut retry = TransactionRetry::new(self.transaction_retry_limit);
+        tracing::info!(attempt, transaction = migration.transaction(), "applying");
+        loop {
+            let started = Instant::now();
+            let mut context =
+                MigrationContext::for_migration(self.database().clone(), id, self.progress_bars);
+            context.set_checkpoint_target(crate::batch::CheckpointTarget {
+                store: store.clone(),
+                key: key.to_owned(),
+                fence,
+            });
+            if migration.transaction() {
+                context.set_session(self.start_transaction(id).await?);
+            }
+            let ended = run_guarded(lease, deadline, migration.run(&mut context)).await;
+            let mut session = context.take_session();
+            let duration_ms = millis(started.elapsed());
+            let error = match ended {
+                Ended::Returned => {
+                    let Some(session) = session.as_mut() else {
+                        return store.finish_applied(key, fence, duration_ms).await;
+                    };
+                    match commit(store, session, key, id, fence, duration_ms, &retry).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => e,
+                    }
+                }
+                Ended::LeaseLost(reason) => {
+                    // The function was stopped where it was; its transaction (if any) is aborted.
+                    abort(session.as_mut()).await;
+                    tracing::error!(%reason, "lost the migration lock; stopping");
+                    return Err(lease.lost_error(Some(id), reason));
+                }
+                Ended::TimedOut => {
+                    abort(session.as_mut()).await;
+                    return Err(Error::MigrationTimedOut {
+                        id: id.to_owned(),
+                        description: migration.description().to_owned(),
+                        attempt,
+                        limit: limit.unwrap_or_default(),
+                        applied_before: Vec::new(),
+                    });
+                }
+                Ended::Failed {
+                    message,
+                    cause,
+                    transient,
+                } => {
+                    abort(session.as_mut()).await;
+                    if transient && session.is_some() && retry.again(&message).await {
+                        continue;
+                    }
+                    return Err(Error::MigrationFailed {
+                        id: id.to_owned(),
+                        description: migration.description().to_owned(),
+                        attempt,
+                        message,
+                        source: cause.map(Box::new),
+                        applied_before: Vec::new(),
+                    });
+                }
+            };
+            // The commit step failed: a transient error runs the whole transaction again.
+            if session.is_some()
+                && has_label(&error, TRANSIENT_TRANSACTION_ERROR)
+                && retry.again(&error.to_string()).await
+            {
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    async fn start_transaction(&self, id: &str) -> Result<ClientSession> {
+        let mut session = self
+            .database()
+            .client()
+            .start_session()
+            .await
+            .map_err(|e| Error::database("starting a session", Some(id), e))?;
+        session
+            .start_transaction()
+            .read_concern(ReadConcern::majority())
+            .write_concern(WriteConcern::majority())
+            .await
+            .map_err(|e| Error::database("starting a transaction", Some(id), e))?;
+        Ok(session)
+    }
+}
+
+/// Records the migration applied inside its own transaction (fenced by its record) and commits:
+/// its writes and its record land together or not at all. A commit whose outcome is unknown is
+/// committed again, as MongoDB's drivers document (committing is idempotent).
+async fn commit(
+    store: &VersionStore,
+    session: &mut ClientSession,
+    key: &str,
+    id: &str,
+    fence: i64,
+    duration_ms: i64,
+    retry: &TransactionRetry,
+) -> Result<()> {
+    if let Err(e) = store
+        .finish_applied_in(session, key, fence, duration_ms)
+        .await
+    {
+        abort(Some(session)).await;
+        return Err(e);
+    }
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match session.commit_transaction().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) && retry.has_time() => {
+                tracing::warn!(error = %Cause::of(&e).joined(), "the commit's outcome is unknown; committing again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                abort(Some(session)).await;
+                return Err(Error::database("committing the transaction", Some(id), e));
+            }
+        }
+    }
+}
+
+/// Aborts the transaction, if any; fails harmlessly when the server already ended it.
+async fn abort(session: Option<&mut ClientSession>) {
+    if let Some(session) = session {
+        let _ = session.abort_transaction().await;
+    }
+}
+
+/// How long a transaction is tried again after transient errors, with back-off.
+///
+/// MongoDB aborts a transaction that stays open longer than `transactionLifetimeLimitSeconds`
+/// (60 s by default): one left open by a killed process blocks the same documents until then
+/// (<https://www.mongodb.com/docs/manual/reference/parameters/#mongodb-parameter-param.transactionLifetimeLimitSeconds>).
+/// Retrying for a little longer than that gets past it; the driver documentation's
+/// `with_transaction` retries for 120 s.
+pub(crate) struct TransactionRetry {
+    started: Instant,
+    limit: Duration,
+    pause: Duration,
+    retries: u32,
+}
+
+impl TransactionRetry {
+    pub(crate) fn new(limit: Duration) -> Self {
+        TransactionRetry {
+            started: Instant::now(),
+            limit,
+            pause: Duration::from_millis(20),
+            retries: 0,
+        }
+    }
+
+    fn has_time(&self) -> bool {
+        self.started.elapsed() < self.limit
+    }
+
+    /// Pauses and returns true when there is time for another try.
+    async fn again(&mut self, why: &str) -> bool {
+        if !self.has_time() {
+            return false;
+        }
+        self.retries += 1;
+        tracing::warn!(
+            retry = self.retries,
+            waited_secs = self.started.elapsed().as_secs(),
+            error = %crate::redact::scrub(why),
+            "the transaction hit a transient error (a conflict, perhaps with a transaction left open by a killed process); running it again"
+        );
+        tokio::time::sleep(self.pause.mul_f64(0.5 + fastrand::f64())).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
+        true
+    }
+}
+
+/// How a migration's function (or its rollback) ended when run under the lease.
+pub(crate) enum Ended {
+    /// It returned `Ok`.
+    Returned,
+    /// It returned an error or panicked.
+    Failed {
+        /// The whole chain, scrubbed, on one line.
+        message: String,
+        /// The chain, scrubbed.
+        cause: Option<Cause>,
+        /// Whether the error carries MongoDB's `TransientTransactionError` label.
+        transient: bool,
+    },
+    /// It ran past its time limit and was stopped where it stood.
+    TimedOut,
+    /// The lease was lost first; the function was dropped where it stood.
+    LeaseLost(String),
+}
+
+/// Runs a migration's (or rollback's) future to its end, catching a panic, unless the lease is
+/// lost or the deadline passes first.
+pub(crate) async fn run_guarded(
+    lease: &Lease,
+    deadline: Option<Instant>,
+    run: MigrationFuture<'_>,
+) -> Ended {
+    let timeout = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        outcome = AssertUnwindSafe(run).catch_unwind() => match outcome {
+            Ok(Ok(())) => Ended::Returned,
+            Ok(Err(error)) => failed(error),
+            Err(panic) => {
+                let message = format!(
+                    "panicked: {}",
+                    crate::redact::panic_text(&*panic)
+                        .unwrap_or_else(|| "a panic without a message".to_owned())
+                );
+                let cause = Cause::text(&message);
+                Ended::Failed { message: cause.joined(), cause: Some(cause), transient: false }
+            }
+        },
+        reason = lease.lost() => Ended::LeaseLost(reason),
+        () = timeout => Ended::TimedOut,
+    }
+}
+
+fn failed(error: BoxError) -> Ended {
+    let transient = has_label(&*error, TRANSIENT_TRANSACTION_ERROR);
+    let cause = Cause::of(&*error);
+    Ended::Failed {
+        message: cause.joined(),
+        cause: Some(cause),
+        transient,
+    }
+}
+
+/// Releases the lease after a locked operation and returns the operation's result (or resumes
+/// its panic), with a warning when the release failed (the lease then expires by itself).
+pub(crate) async fn release_after<T>(
+    lease: Lease,
+    outcome: std::thread::Result<Result<T>>,
+) -> Result<(T, Option<Warning>)> {
+    let released = lease.release().await;
+    match outcome {
+        Ok(Ok(value)) => Ok((
+            value,
+            released.err().map(|e| Warning::LockNotReleased {
+                reason: e.to_string(),
+            }),
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

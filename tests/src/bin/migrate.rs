@@ -1,0 +1,57 @@
+//! The embedded CLI as an application runs it (`app migrate ...`), for the tests that need a
+//! real process: `migrate --db NAME [--group G] <command>`. Group `cli_proc` has two migrations
+//! with rollbacks.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use schema_runtime::{MigrationContext, MigrationResult, Migrator, migration};
+
+#[migration(id = "0001", description = "Create gizmos", group = "cli_proc", down = drop_gizmos)]
+async fn create_gizmos(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.database().create_collection("gizmos").await?;
+    Ok(())
+}
+
+async fn drop_gizmos(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.database()
+        .collection::<bson::Document>("gizmos")
+        .drop()
+        .await?;
+    Ok(())
+}
+
+#[migration(id = "0002", description = "Seed gizmos", group = "cli_proc", down = unseed_gizmos)]
+async fn seed_gizmos(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.collection::<bson::Document>("gizmos")
+        .insert_one(bson::doc! { "_id": 1 })
+        .await?;
+    Ok(())
+}
+
+async fn unseed_gizmos(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.collection::<bson::Document>("gizmos")
+        .delete_one(bson::doc! { "_id": 1 })
+        .await?;
+    Ok(())
+}
+
+#[derive(Parser)]
+struct Args {
+    /// The database.
+    #[arg(long)]
+    db: String,
+    /// The group.
+    #[arg(long, default_value = "cli_proc")]
+    group: String,
+    #[command(subcommand)]
+    command: schema_runtime::cli::Command,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let client = schema_tests::client().await;
+    let migrator = Migrator::new(client.database(&args.db)).group(args.group);
+    args.command.run_to_exit_code(&migrator).await
+}
