@@ -12,10 +12,10 @@
 //!   `upsert`: a held lease makes the upsert collide on `_id`, which is how "held" is told.
 //! - Expiry is computed and compared with the server's clock (`$$NOW`), never the client's, so
 //!   clock skew between hosts does not matter.
-//! - Renewed in the background every third of the lease. Each renewal has its own deadline (a
-//!   sixth of the lease), and the lease is counted from when a renewal was *sent*, so a renewal
-//!   that hangs or answers late can never make this process believe in a lease the server has
-//!   already let go.
+//! - Renewed in the background every third of the lease. The lease is counted from when a
+//!   renewal was *sent*, and each renewal has its own deadline: a sixth of the lease before the
+//!   lease would end. A renewal that hangs or answers late can never make this process believe
+//!   in a lease the server has already let go.
 //! - `fence` grows with every acquisition and never goes back, whatever happens to the lease
 //!   document: an acquisition takes one more than the larger of the document's fence and the
 //!   highest fence in the records (its *floor*), so deleting the document, dropping its
@@ -263,11 +263,6 @@ impl LeaseLock {
 
     fn lease_ms(&self) -> i64 {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
-    }
-
-    /// How long one renewal may take before it counts as failed.
-    fn renewal_deadline(&self) -> Duration {
-        self.lease / 6
     }
 
     /// Takes the lease if it is free, expired or unreadable; `None` when another process holds
@@ -669,7 +664,9 @@ impl Drop for Lease {
 }
 
 /// Renews every third of the lease until the lease is lost. `acquired` is when the acquisition
-/// was sent: the lease runs from then, and from each renewal's sending after that.
+/// was sent: the lease runs from then, and from each renewal's sending after that. A renewal
+/// gets until a sixth of the lease before its end to answer; past that, or when failing
+/// renewals leave no time for another try, the lease is given up before it can expire unseen.
 async fn renew_until_lost(
     lock: LeaseLock,
     fence: i64,
@@ -677,37 +674,49 @@ async fn renew_until_lost(
     lost: Arc<watch::Sender<Option<String>>>,
 ) {
     let every = lock.lease / 3;
-    let deadline = lock.renewal_deadline();
+    let margin = lock.lease / 6;
     let mut valid_from = acquired;
     let mut wait = every;
     loop {
         tokio::time::sleep(wait).await;
         let sent = Instant::now();
-        let outcome = match tokio::time::timeout(deadline, lock.renew(fence)).await {
-            Ok(outcome) => outcome.map_err(|e| crate::error::Cause::of(&e).joined()),
-            Err(_) => Err(format!("no answer within {deadline:?}")),
+        let give_up_at = valid_from + lock.lease - margin;
+        let Some(deadline) = give_up_at.checked_duration_since(sent) else {
+            let _ = lost.send(Some(format!(
+                "no renewal of its lease succeeded in {:?}, so it gave the lease up before it could expire",
+                valid_from.elapsed()
+            )));
+            return;
         };
-        match outcome {
-            Ok(true) => {
+        match tokio::time::timeout(deadline, lock.renew(fence)).await {
+            Ok(Ok(true)) => {
                 valid_from = sent;
                 wait = every;
             }
-            Ok(false) => {
+            Ok(Ok(false)) => {
                 let _ = lost.send(Some(lock.explain_loss(fence).await));
                 return;
             }
-            Err(e) => {
-                // A passing fault is retried; the lease is given up before it can expire unseen.
-                let reason = format!("renewing the lock failed: {e}");
-                tracing::warn!(fence, "{}", crate::redact::scrub(&reason));
-                if valid_from.elapsed() + every / 2 >= lock.lease {
+            Ok(Err(e)) => {
+                // A passing fault is retried while the lease leaves time for it.
+                let reason = format!(
+                    "renewing the lock failed: {}",
+                    crate::error::Cause::of(&e).joined()
+                );
+                tracing::warn!(fence, "{reason}");
+                wait = every / 3;
+                if Instant::now() + wait >= give_up_at {
                     let _ = lost.send(Some(format!(
-                        "{reason}, and its lease (from {:?} ago) would run out before another renewal",
-                        valid_from.elapsed()
+                        "{reason}; its lease would run out before another try"
                     )));
                     return;
                 }
-                wait = every / 3;
+            }
+            Err(_) => {
+                let _ = lost.send(Some(format!(
+                    "renewing the lock got no answer within {deadline:?}, and its lease would run out before another try"
+                )));
+                return;
             }
         }
     }

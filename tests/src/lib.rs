@@ -346,3 +346,10 @@ pub async fn run_linked_group(database: Option<String>) -> std::process::ExitCod
         }
     }
 }
+
+/// The server has one `failCommand` fail point: arming it replaces what another test armed. Tests
+/// of one binary (which run in parallel) that arm it hold this turn while they do.
+pub async fn fail_point_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}

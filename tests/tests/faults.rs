@@ -13,6 +13,7 @@ use schema_tests::{
 
 #[tokio::test]
 async fn a_failed_read_of_the_applied_set_runs_nothing_and_the_next_start_recovers() {
+    let _turn = schema_tests::fail_point_turn().await;
     let app = "fault-read";
     let client = client_named(app).await;
     let t = TestDb::with_client(&client, "faultread").await;
@@ -66,6 +67,7 @@ async fn fault_record(ctx: &mut MigrationContext) -> MigrationResult {
 
 #[tokio::test]
 async fn a_failed_record_write_is_not_marked_applied_and_the_next_start_recovers() {
+    let _turn = schema_tests::fail_point_turn().await;
     let client = client_named("fault-record").await;
     let t = TestDb::with_client(&client, "faultrecord").await;
     set_flag(&t.db, "arm", true).await;
@@ -130,6 +132,7 @@ async fn fault_renew(ctx: &mut MigrationContext) -> MigrationResult {
 
 #[tokio::test]
 async fn failing_lock_renewals_stop_the_migration_before_the_lease_can_expire() {
+    let _turn = schema_tests::fail_point_turn().await;
     let client = client_named("fault-renew").await;
     let t = TestDb::with_client(&client, "faultrenew").await;
     set_flag(&t.db, "arm", true).await;

@@ -180,3 +180,19 @@ async fn an_unreachable_server_configured_with_a_password_shows_none_of_it() {
     assert!(!status.reachable);
     assert!(!format!("{status:?}").contains("p/w?x#y"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_printed_on_stderr_shows_no_password() {
+    let t = TestDb::new("secretsstderr").await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["--db", t.name(), "--group", "cli_panic", "up"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("panicked at") && stderr.contains("mongodb://app:***@legacy.internal/prod"),
+        "{stderr}"
+    );
+    assert_clean("stderr", &stderr);
+}

@@ -174,3 +174,152 @@ async fn a_transaction_spanning_several_lease_renewals_succeeds() {
     assert_eq!(r.get_str("state").unwrap(), "applied");
     assert_eq!(r.get_i64("attempts").unwrap(), 1);
 }
+
+// Inserts two plans in its transaction. The test arms fail points on this client beforehand.
+#[migration(
+    id = "0001",
+    description = "Seed plans, retried",
+    group = "txn_retry",
+    transaction
+)]
+async fn seed_plans_retried(ctx: &mut MigrationContext) -> MigrationResult {
+    schema_tests::bump(ctx.database(), "txn_retry_runs").await?;
+    let plans = ctx.collection::<Document>("plans");
+    let session = ctx.session().expect("a session");
+    plans
+        .insert_many([doc! { "_id": "free" }, doc! { "_id": "pro" }])
+        .session(&mut *session)
+        .await?;
+    Ok(())
+}
+
+async fn arm(client: &mongodb::Client, data: Document, times: i32) {
+    client
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": times },
+            "data": data,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_transient_transaction_error_runs_the_transaction_again_within_one_attempt() {
+    let _turn = schema_tests::fail_point_turn().await;
+    let app = "txn-transient";
+    let client = schema_tests::client_named(app).await;
+    let t = TestDb::with_client(&client, "txntransient").await;
+    // The first insert in the transaction meets a write conflict, as with a concurrent writer.
+    arm(
+        &client,
+        doc! { "failCommands": ["insert"], "errorCode": 112,
+        "errorLabels": ["TransientTransactionError"], "appName": app },
+        1,
+    )
+    .await;
+    let report = Migrator::new(t.db.clone())
+        .group("txn_retry")
+        .apply_all()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    schema_tests::fail_commands_off(&client).await;
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(report.applied[0].attempt, 1, "one start, one attempt");
+    assert_eq!(
+        schema_tests::count(&t.db, "txn_retry_runs").await,
+        2,
+        "the function ran twice"
+    );
+    assert_eq!(
+        documents(&t.db, "plans").await,
+        vec![doc! { "_id": "free" }, doc! { "_id": "pro" }],
+        "its writes landed once"
+    );
+    let r = record(&t.db, "0001").await.unwrap();
+    assert_eq!(r.get_str("state").unwrap(), "applied");
+    assert_eq!(r.get_i64("attempts").unwrap(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_commit_result_is_committed_again() {
+    let _turn = schema_tests::fail_point_turn().await;
+    let app = "txn-unknown-commit";
+    let client = schema_tests::client_named(app).await;
+    let t = TestDb::with_client(&client, "txnunknown").await;
+    // ShutdownInProgress on commit, twice: the driver retries once, then reports the commit's
+    // outcome as unknown (UnknownTransactionCommitResult); the migrator commits again.
+    arm(
+        &client,
+        doc! { "failCommands": ["commitTransaction"], "errorCode": 91, "appName": app },
+        2,
+    )
+    .await;
+    let report = Migrator::new(t.db.clone())
+        .group("txn_retry")
+        .apply_all()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    schema_tests::fail_commands_off(&client).await;
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(schema_tests::count(&t.db, "txn_retry_runs").await, 1);
+    assert_eq!(
+        documents(&t.db, "plans").await,
+        vec![doc! { "_id": "free" }, doc! { "_id": "pro" }]
+    );
+    assert_eq!(
+        record(&t.db, "0001")
+            .await
+            .unwrap()
+            .get_str("state")
+            .unwrap(),
+        "applied"
+    );
+}
+
+// Calls batches inside its transaction.
+#[migration(
+    id = "0001",
+    description = "Batches in a transaction",
+    group = "txn_batches",
+    transaction
+)]
+async fn batches_in_a_transaction(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.batches("items")
+        .update_each(|_| Some(doc! { "$set": { "n": 1 } }))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn batches_inside_a_transactional_migration_are_refused_clearly() {
+    let t = TestDb::new("txnbatches").await;
+    t.db.collection::<Document>("items")
+        .insert_one(doc! { "_id": 1, "n": 0 })
+        .await
+        .unwrap();
+    let err = Migrator::new(t.db.clone())
+        .group("txn_batches")
+        .apply_all()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("runs in a transaction, and batches commit each batch"),
+        "{message}"
+    );
+    assert_eq!(
+        documents(&t.db, "items").await,
+        vec![doc! { "_id": 1, "n": 0 }],
+        "nothing written"
+    );
+    assert_eq!(
+        record(&t.db, "0001")
+            .await
+            .unwrap()
+            .get_str("state")
+            .unwrap(),
+        "failed"
+    );
+}

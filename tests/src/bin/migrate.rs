@@ -1,6 +1,6 @@
 //! The embedded CLI as an application runs it (`app migrate ...`), for the tests that need a
 //! real process: `migrate --db NAME [--group G] <command>`. Group `cli_proc` has two migrations
-//! with rollbacks.
+//! with rollbacks; group `cli_panic` one that panics with a password in its message.
 
 use std::process::ExitCode;
 
@@ -34,6 +34,15 @@ async fn unseed_gizmos(ctx: &mut MigrationContext) -> MigrationResult {
         .delete_one(bson::doc! { "_id": 1 })
         .await?;
     Ok(())
+}
+
+#[migration(
+    id = "0001",
+    description = "Panics with a password",
+    group = "cli_panic"
+)]
+async fn panics_with_a_password(_ctx: &mut MigrationContext) -> MigrationResult {
+    panic!("cannot copy from mongodb://app:s3cr/et?pa#ss@legacy.internal/prod");
 }
 
 #[derive(Parser)]
