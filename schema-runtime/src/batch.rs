@@ -260,11 +260,7 @@ async fn read_checkpoint(target: &CheckpointTarget, field: &str) -> Result<(Opti
     Ok(match checkpoint {
         Some(c) => (
             c.get("last_id").cloned(),
-            match c.get("done") {
-                Some(Bson::Int64(n)) => *n as u64,
-                Some(Bson::Int32(n)) => *n as u64,
-                _ => 0,
-            },
+            crate::lock::read_i64(c.get("done")).map_or(0, |n| n.max(0) as u64),
         ),
         None => (None, 0),
     })

@@ -28,7 +28,7 @@
 //! - Released (`owner: null`) when the run ends, on success, error or panic. A holder that died
 //!   leaves a lease that expires by itself; the next process takes it over.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc};
@@ -322,16 +322,18 @@ impl LeaseLock {
         let fence = read_i64(document.get("fence")).unwrap_or(0);
         tracing::info!(fence, owner = %self.owner, "took the migration lock");
         let (lost_tx, lost_rx) = watch::channel(None);
+        let valid_from = Arc::new(Mutex::new(sent));
         let renewer = tokio::spawn(renew_until_lost(
             self.clone(),
             fence,
-            sent,
+            valid_from.clone(),
             Arc::new(lost_tx),
         ));
         Ok(Some(Lease {
             lock: self.clone(),
             fence,
             lost: lost_rx,
+            valid_from,
             renewer,
         }))
     }
@@ -578,6 +580,8 @@ pub struct Lease {
     lock: LeaseLock,
     fence: i64,
     lost: watch::Receiver<Option<String>>,
+    /// When the last successful acquisition or renewal was sent: the lease runs from then.
+    valid_from: Arc<Mutex<Instant>>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
@@ -606,7 +610,29 @@ impl Lease {
         }
     }
 
-    /// Checks with the server that this process still holds an unexpired lease.
+    /// Checks, without a command, that the lease is still this process's: no loss was signalled,
+    /// and the last successful renewal (counted from when it was sent) leaves at least a sixth of
+    /// the lease. A process that was paused past its lease finds it run out here, before it runs
+    /// anything; the server agrees, since it computed the expiry from a later moment.
+    pub fn ensure_held(&self, migration: Option<&str>) -> Result<()> {
+        if let Some(reason) = self.lost_reason() {
+            return Err(self.lost_error(migration, reason));
+        }
+        let valid_from = *self.valid_from.lock().unwrap_or_else(|e| e.into_inner());
+        let margin = self.lock.lease / 6;
+        match (valid_from + self.lock.lease).checked_duration_since(Instant::now()) {
+            Some(left) if left >= margin => Ok(()),
+            _ => Err(self.lost_error(
+                migration,
+                format!(
+                    "its lease was last renewed {:?} ago, so it may have run out (the process was paused, or renewals did not get through)",
+                    valid_from.elapsed()
+                ),
+            )),
+        }
+    }
+
+    /// Checks with the server that this process still holds an unexpired lease (one `find`).
     pub async fn verify(&self, migration: Option<&str>) -> Result<()> {
         if let Some(reason) = self.lost_reason() {
             return Err(self.lost_error(migration, reason));
@@ -663,19 +689,20 @@ impl Drop for Lease {
     }
 }
 
-/// Renews every third of the lease until the lease is lost. `acquired` is when the acquisition
-/// was sent: the lease runs from then, and from each renewal's sending after that. A renewal
+/// Renews every third of the lease until the lease is lost. `shared_valid_from` starts at when
+/// the acquisition was sent: the lease runs from then, and from each renewal's sending after
+/// that (which this updates for [`Lease::ensure_held`]). A renewal
 /// gets until a sixth of the lease before its end to answer; past that, or when failing
 /// renewals leave no time for another try, the lease is given up before it can expire unseen.
 async fn renew_until_lost(
     lock: LeaseLock,
     fence: i64,
-    acquired: Instant,
+    shared_valid_from: Arc<Mutex<Instant>>,
     lost: Arc<watch::Sender<Option<String>>>,
 ) {
     let every = lock.lease / 3;
     let margin = lock.lease / 6;
-    let mut valid_from = acquired;
+    let mut valid_from = *shared_valid_from.lock().unwrap_or_else(|e| e.into_inner());
     let mut wait = every;
     loop {
         tokio::time::sleep(wait).await;
@@ -691,6 +718,7 @@ async fn renew_until_lost(
         match tokio::time::timeout(deadline, lock.renew(fence)).await {
             Ok(Ok(true)) => {
                 valid_from = sent;
+                *shared_valid_from.lock().unwrap_or_else(|e| e.into_inner()) = sent;
                 wait = every;
             }
             Ok(Ok(false)) => {

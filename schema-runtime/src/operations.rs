@@ -38,8 +38,19 @@ pub struct Status {
 }
 
 /// Something `verify` found wrong.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
+    /// The database recorded a different migration under this id (its function and its
+    /// description both differ): two branches used the same id.
+    DifferentMigration {
+        /// The id.
+        id: MigrationId,
+        /// The function the database recorded.
+        recorded_function: String,
+        /// The function registered now.
+        registered_function: String,
+    },
     /// An applied migration's code changed.
     ChecksumChanged {
         /// The migration.
@@ -74,6 +85,14 @@ pub enum Finding {
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Finding::DifferentMigration {
+                id,
+                recorded_function,
+                registered_function,
+            } => write!(
+                f,
+                "{id}: the database applied {recorded_function} under this id, this binary registers {registered_function} (two branches used the same id; give the registered one a new id)"
+            ),
             Finding::ChecksumChanged { id } => {
                 write!(f, "{id}: changed after it was applied (checksum differs)")
             }
@@ -161,7 +180,14 @@ impl Migrator {
     /// out-of-order pending ids, unknown records, failed and unfinished migrations. One query.
     pub async fn verify(&self) -> Result<Vec<Finding>> {
         let plan = self.plan().await?;
-        let mut findings = Vec::new();
+        let mut findings: Vec<Finding> = plan
+            .diverged()
+            .map(|(entry, record)| Finding::DifferentMigration {
+                id: entry.id.clone(),
+                recorded_function: record.function.clone().unwrap_or_default(),
+                registered_function: entry.migration.function(),
+            })
+            .collect();
         for entry in &plan.entries {
             if let EntryState::Applied(ChecksumStatus::Differs { .. }) = entry.state {
                 findings.push(Finding::ChecksumChanged {

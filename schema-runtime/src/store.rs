@@ -283,18 +283,15 @@ impl VersionStore {
 
     /// Marks `key` applied; called only after its function returned `Ok`, by the holder of `fence`.
     pub async fn finish_applied(&self, key: &str, fence: i64, duration_ms: i64) -> Result<()> {
-        let result = self
-            .collection
-            .update_one(running_under(key, fence), applied_update(duration_ms))
-            .await
-            .map_err(|e| {
-                Error::database(
-                    format!("recording it as applied in {}", self.name()),
-                    Some(key),
-                    e,
-                )
-            })?;
-        fenced(result.matched_count, key, fence)
+        self.update_fenced(
+            key,
+            fence,
+            running_under(key, fence),
+            applied_update(duration_ms),
+            None,
+            "recording it as applied",
+        )
+        .await
     }
 
     /// Like [`VersionStore::finish_applied`], inside `session`'s transaction.
@@ -305,25 +302,18 @@ impl VersionStore {
         fence: i64,
         duration_ms: i64,
     ) -> Result<()> {
-        let result = self
-            .collection
-            .update_one(running_under(key, fence), applied_update(duration_ms))
-            .session(session)
-            .await
-            .map_err(|e| {
-                Error::database(
-                    format!(
-                        "recording it as applied in {} (in its transaction)",
-                        self.name()
-                    ),
-                    Some(key),
-                    e,
-                )
-            })?;
-        fenced(result.matched_count, key, fence)
+        self.update_fenced(
+            key,
+            fence,
+            running_under(key, fence),
+            applied_update(duration_ms),
+            Some(session),
+            "recording it as applied (in its transaction)",
+        )
+        .await
     }
 
-    /// Marks `key` failed with the error's text, by the holder of `fence`.
+    /// Marks `key` failed with the error's text, by the holder of `fence`; never an applied record.
     pub async fn finish_failed(
         &self,
         key: &str,
@@ -339,20 +329,29 @@ impl VersionStore {
             },
             "$currentDate": { "finished_at": true },
         };
-        let result = self
-            .collection
-            .update_one(
-                doc! { "_id": key, "fence": fence, "state": { "$ne": RecordState::Applied.as_str() } },
-                update,
-            )
+        let filter =
+            doc! { "_id": key, "fence": fence, "state": { "$ne": RecordState::Applied.as_str() } };
+        self.update_fenced(key, fence, filter, update, None, "recording the failure")
             .await
-            .map_err(|e| {
-                Error::database(
-                    format!("recording the failure in {}", self.name()),
-                    Some(key),
-                    e,
-                )
-            })?;
+    }
+
+    /// The one fenced update of a record: `filter` names the record as written by the holder of
+    /// `fence`; no match means a newer holder owns it now ([`Error::LockLost`]).
+    async fn update_fenced(
+        &self,
+        key: &str,
+        fence: i64,
+        filter: Document,
+        update: Document,
+        session: Option<&mut mongodb::ClientSession>,
+        what: &str,
+    ) -> Result<()> {
+        let update = self.collection.update_one(filter, update);
+        let result = match session {
+            Some(session) => update.session(session).await,
+            None => update.await,
+        }
+        .map_err(|e| Error::database(format!("{what} in {}", self.name()), Some(key), e))?;
         fenced(result.matched_count, key, fence)
     }
 }
@@ -382,22 +381,15 @@ impl VersionStore {
         checkpoint: Document,
         session: Option<&mut mongodb::ClientSession>,
     ) -> Result<()> {
-        let update = self.collection.update_one(
+        self.update_fenced(
+            key,
+            fence,
             doc! { "_id": key, "fence": fence },
             doc! { "$set": { field: checkpoint } },
-        );
-        let result = match session {
-            Some(session) => update.session(session).await,
-            None => update.await,
-        }
-        .map_err(|e| {
-            Error::database(
-                format!("storing a checkpoint in {}", self.name()),
-                Some(key),
-                e,
-            )
-        })?;
-        fenced(result.matched_count, key, fence)
+            session,
+            "storing a checkpoint",
+        )
+        .await
     }
 
     /// Removes `key`'s record after its rollback ran, by the holder of `fence`.
@@ -439,21 +431,15 @@ impl VersionStore {
 
     /// Notes on `key`'s (still applied) record that its rollback failed.
     pub async fn note_rollback_failure(&self, key: &str, fence: i64, message: &str) -> Result<()> {
-        let result = self
-            .collection
-            .update_one(
-                written_by_fence_or_older(key, fence),
-                doc! { "$set": { "last_error": format!("rollback failed: {message}") } },
-            )
-            .await
-            .map_err(|e| {
-                Error::database(
-                    format!("recording the rollback failure in {}", self.name()),
-                    Some(key),
-                    e,
-                )
-            })?;
-        fenced(result.matched_count, key, fence)
+        self.update_fenced(
+            key,
+            fence,
+            written_by_fence_or_older(key, fence),
+            doc! { "$set": { "last_error": format!("rollback failed: {message}") } },
+            None,
+            "recording the rollback failure",
+        )
+        .await
     }
 }
 

@@ -57,6 +57,18 @@ async fn a_record_of_a_different_migration_under_the_same_id_is_refused_before_a
     );
     assert_eq!(count(&t.db, "states").await, 0, "nothing ran");
     assert!(record(&t.db, "0008").await.is_none());
+    // `verify` (the deploy pipeline's check) lists it too.
+    let findings = Migrator::new(t.db.clone())
+        .group("branches")
+        .verify()
+        .await
+        .unwrap();
+    assert!(
+        findings.iter().any(|f| f.to_string().starts_with(
+            "0007: the database applied tickets::migrations::add_priority under this id"
+        )),
+        "{findings:?}"
+    );
 
     // Opting in takes it as the same migration, with a warning.
     let report = Migrator::new(t.db.clone())

@@ -111,7 +111,8 @@ impl Migrator {
         let fence = lease.fence();
         // Between the check that found it pending and the start record, this process may have
         // been paused past its lease: make sure it still holds the lock before running anything.
-        lease.verify(Some(id)).await?;
+        // Checked locally, from when the last renewal was sent: no command.
+        lease.ensure_held(Some(id))?;
         let limit = migration.timeout().or(self.migration_timeout);
         let deadline = limit.map(|limit| Instant::now() + limit);
         let mut retry = TransactionRetry::new(self.transaction_retry_limit);
