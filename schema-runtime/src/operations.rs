@@ -2,7 +2,6 @@
 //! database (baseline), run one migration again (redo). The commands that write take the lock.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
 
 use futures::FutureExt;
 use schema_id::MigrationId;
@@ -11,10 +10,10 @@ use serde::Serialize;
 use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
-use crate::lock::{Backoff, Lease};
+use crate::lock::Lease;
 use crate::migrator::{AppliedMigration, Ended, Migrator, log_warning, release_after, run_guarded};
 use crate::plan::{ChecksumStatus, EntryState, Plan};
-use crate::store::{RecordState, highest_fence};
+use crate::store::RecordState;
 
 /// A cheap summary for readiness and health checks: one query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -227,7 +226,7 @@ impl Migrator {
     /// function and removing its record; stops with [`Error::NoRollback`] at the first that has
     /// none. Returns the ids rolled back.
     pub async fn down(&self, to: &MigrationId) -> Result<Vec<MigrationId>> {
-        let lease = self.wait_for_lock().await?;
+        let lease = self.lock_for_command().await?;
         let outcome = AssertUnwindSafe(self.down_locked(&lease, to))
             .catch_unwind()
             .await;
@@ -311,7 +310,7 @@ impl Migrator {
                 problem: "no registered migration has this id, so nothing says what the database holds up to it; name the last migration whose schema the database already has (`status` lists them)".into(),
             });
         }
-        let lease = self.wait_for_lock().await?;
+        let lease = self.lock_for_command().await?;
         let outcome = AssertUnwindSafe(async {
             let plan = Plan::new(&self.registry()?, self.store().load().await?);
             let store = self.store();
@@ -332,7 +331,7 @@ impl Migrator {
     /// Runs one applied migration again and records it again: the documented replacement for
     /// deleting its record by hand.
     pub async fn redo(&self, id: &MigrationId) -> Result<AppliedMigration> {
-        let lease = self.wait_for_lock().await?;
+        let lease = self.lock_for_command().await?;
         let outcome =
             AssertUnwindSafe(async {
                 let plan = Plan::new(&self.registry()?, self.store().load().await?);
@@ -371,23 +370,6 @@ impl Migrator {
             .catch_unwind()
             .await;
         finish_locked(lease, outcome).await
-    }
-
-    /// Takes the lock, waiting (bounded, jittered) for another process to release it.
-    pub(crate) async fn wait_for_lock(&self) -> Result<Lease> {
-        let lock = self.lock();
-        let waiting = Instant::now();
-        let mut backoff = Backoff::new();
-        let floor = highest_fence(&self.store().load().await?);
-        loop {
-            if let Some(lease) = lock.try_acquire(floor).await? {
-                return Ok(lease);
-            }
-            if waiting.elapsed() >= self.max_wait_setting() {
-                return Err(lock.timeout_error(waiting.elapsed()).await);
-            }
-            backoff.pause().await;
-        }
     }
 }
 

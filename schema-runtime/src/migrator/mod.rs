@@ -1,11 +1,14 @@
 //! `Migrator`: applies the pending migrations of one group to one database at start-up, with the
 //! lock, so that of many processes starting at once each migration runs exactly once.
 
+mod check;
 mod exec;
+mod report;
+mod startup;
+mod wait;
 
-use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use mongodb::Database;
@@ -13,153 +16,17 @@ use schema_id::MigrationId;
 use tracing::Instrument;
 
 use crate::deployment::Deployment;
-use crate::error::driver::is_unreachable;
 use crate::error::{Error, Result};
-use crate::lock::{Backoff, Lease, LeaseLock};
+use crate::lock::{Lease, LeaseLock};
 use crate::plan::Plan;
 use crate::registry::Registry;
-use crate::store::{DEFAULT_COLLECTION, MigrationRecord, VersionStore, highest_fence};
+use crate::store::{DEFAULT_COLLECTION, VersionStore, highest_fence};
 
+pub use check::ChecksumPolicy;
 pub(crate) use exec::{Ended, release_after, run_guarded};
-
-/// What to do when an applied migration's code changed since it ran (its checksum differs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ChecksumPolicy {
-    /// Report it in [`Report::warnings`] and in a `tracing` warning, and carry on. The default:
-    /// a start-up is the wrong moment to take a service down for a change that already ran;
-    /// check for it in the deploy pipeline instead.
-    #[default]
-    Warn,
-    /// Refuse to start ([`Error::ChecksumMismatch`]) before anything runs.
-    Fail,
-    /// Say nothing.
-    Ignore,
-}
-
-/// Something the caller should know that did not stop the run.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Warning {
-    /// An applied migration's body changed since it ran.
-    ChecksumChanged {
-        /// The migration.
-        id: MigrationId,
-        /// What was recorded.
-        recorded: String,
-        /// The checksum of this binary's code.
-        current: String,
-    },
-    /// The database has a record no registered migration has: the database is ahead of this
-    /// binary (normal during a rolling deploy) or the record is not one of ours.
-    UnknownRecord {
-        /// The record's `_id`.
-        key: String,
-        /// Its description, if it has one.
-        description: Option<String>,
-    },
-    /// A migration below the highest applied id was run late because the caller allowed it.
-    AppliedOutOfOrder {
-        /// The migration.
-        id: MigrationId,
-        /// The highest id applied before it.
-        highest_applied: MigrationId,
-    },
-    /// An applied record's function and description both differ from the migration registered
-    /// under its id, accepted because [`Migrator::allow_reused_ids`] is on.
-    ReusedId {
-        /// The id.
-        id: MigrationId,
-        /// The function the database recorded.
-        recorded_function: String,
-        /// The function registered now.
-        registered_function: String,
-    },
-    /// The lock could not be released after the run; its lease expires by itself.
-    LockNotReleased {
-        /// Why.
-        reason: String,
-    },
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Warning::ChecksumChanged {
-                id,
-                recorded,
-                current,
-            } => write!(
-                f,
-                "migration {id} changed after it was applied (recorded checksum {}, now {}); put changes in a new migration",
-                short(recorded),
-                short(current)
-            ),
-            Warning::UnknownRecord { key, description } => write!(
-                f,
-                "the database has applied {key}{} which this binary does not know (the database is ahead of this binary)",
-                description
-                    .as_ref()
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
-            ),
-            Warning::AppliedOutOfOrder {
-                id,
-                highest_applied,
-            } => write!(
-                f,
-                "migration {id} was applied after {highest_applied}, out of order, as allowed"
-            ),
-            Warning::ReusedId {
-                id,
-                recorded_function,
-                registered_function,
-            } => write!(
-                f,
-                "migration {id} was applied as {recorded_function} and is registered as {registered_function}: taken as the same migration, as allowed"
-            ),
-            Warning::LockNotReleased { reason } => write!(
-                f,
-                "the migration lock was not released ({reason}); its lease expires by itself"
-            ),
-        }
-    }
-}
-
-fn short(checksum: &str) -> &str {
-    &checksum[..checksum.len().min(12)]
-}
-
-/// A migration this run applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedMigration {
-    /// Its id.
-    pub id: MigrationId,
-    /// Its description.
-    pub description: &'static str,
-    /// How long its function took.
-    pub duration: Duration,
-    /// Which attempt succeeded (1 unless earlier attempts failed or were interrupted).
-    pub attempt: i64,
-}
-
-/// What [`Migrator::apply_all`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Migrations applied by this call, in order.
-    pub applied: Vec<AppliedMigration>,
-    /// Migrations that were already applied (by an earlier start or by another process).
-    pub already_applied: Vec<MigrationId>,
-    /// Things to know that did not stop the run.
-    pub warnings: Vec<Warning>,
-    /// Whether this call took the lock (false when nothing was pending, or when another process
-    /// applied everything while this one waited).
-    pub took_lock: bool,
-    /// How long this call waited for another process's lock.
-    pub waited: Duration,
-    /// Migrations left pending: with auto-migration off, everything pending; after `up --to`,
-    /// what comes after the target.
-    pub pending: Vec<MigrationId>,
-}
+pub(crate) use report::log_warning;
+pub use report::{AppliedMigration, Report, Warning};
+pub(crate) use wait::Acquired;
 
 /// Applies the migrations of one group to one database.
 ///
@@ -369,10 +236,6 @@ impl Migrator {
         self
     }
 
-    pub(crate) fn max_wait_setting(&self) -> Duration {
-        self.max_wait
-    }
-
     /// The database.
     pub fn database(&self) -> &Database {
         &self.database
@@ -453,7 +316,7 @@ impl Migrator {
         let registry = self.registry()?;
         let store = self.store();
         let records = self.load_with_retries(&store).await?;
-        let mut floor = highest_fence(&records);
+        let floor = highest_fence(&records);
         let plan = Plan::new(&registry, records);
         let report = self.check(&plan, to)?;
         if plan.pending_up_to(to).next().is_none() {
@@ -461,29 +324,23 @@ impl Migrator {
             return Ok(report);
         }
 
-        let lock = self.lock();
-        let waiting = Instant::now();
-        let mut backoff = Backoff::new();
-        let lease = loop {
-            if let Some(lease) = lock.try_acquire(floor).await? {
-                break lease;
-            }
-            if waiting.elapsed() >= self.max_wait {
-                return Err(lock.timeout_error(waiting.elapsed()).await);
-            }
-            tracing::debug!("the migration lock is held by another process; waiting");
-            backoff.pause().await;
-            let records = store.load().await?;
-            floor = floor.max(highest_fence(&records));
-            let plan = Plan::new(&registry, records);
-            if plan.pending_up_to(to).next().is_none() {
-                let mut report = self.check(&plan, to)?;
-                report.waited = waiting.elapsed();
+        let (lease, waited) = match self
+            .wait_for_lock(floor, |records| {
+                let plan = Plan::new(&registry, records);
+                if plan.pending_up_to(to).next().is_some() {
+                    return Ok(None);
+                }
+                self.check(&plan, to).map(Some)
+            })
+            .await?
+        {
+            Acquired::Lease(lease, waited) => (lease, waited),
+            Acquired::Finished(mut report, waited) => {
+                report.waited = waited;
                 tracing::info!(waited = ?report.waited, "another process applied the pending migrations");
                 return Ok(report);
             }
         };
-        let waited = waiting.elapsed();
 
         let outcome = AssertUnwindSafe(self.apply_locked(&registry, &store, &lease, to))
             .catch_unwind()
@@ -535,152 +392,5 @@ impl Migrator {
             }
         }
         Ok(report)
-    }
-
-    /// The report of a plan's state, or the error that refuses it. Pure: it is computed again
-    /// under the lock, and its warnings are logged once, by the caller that returns them.
-    pub(crate) fn check(&self, plan: &Plan, to: Option<&MigrationId>) -> Result<Report> {
-        let mut report = Report {
-            already_applied: plan
-                .entries
-                .iter()
-                .filter(|e| !e.is_pending())
-                .map(|e| e.id.clone())
-                .collect(),
-            pending: plan
-                .pending()
-                .filter(|e| to.is_some_and(|to| &e.id > to))
-                .map(|e| e.id.clone())
-                .collect(),
-            ..Report::default()
-        };
-        for (entry, record) in plan.diverged() {
-            if !self.allow_reused_ids {
-                return Err(Error::DifferentMigration {
-                    id: entry.id.to_string(),
-                    recorded_function: record.function.clone().unwrap_or_default(),
-                    recorded_description: record.description.clone().unwrap_or_default(),
-                    registered_function: entry.migration.function(),
-                    registered_description: entry.migration.description().to_owned(),
-                });
-            }
-            report.warnings.push(Warning::ReusedId {
-                id: entry.id.clone(),
-                recorded_function: record.function.clone().unwrap_or_default(),
-                registered_function: entry.migration.function(),
-            });
-        }
-        if !self.allow_destructive
-            && let Some(entry) = plan.pending_up_to(to).find(|e| e.migration.destructive())
-        {
-            return Err(Error::DestructiveNotAllowed {
-                id: entry.id.to_string(),
-                description: entry.migration.description().to_owned(),
-            });
-        }
-        for (entry, recorded) in plan.changed() {
-            match self.checksum_policy {
-                ChecksumPolicy::Fail => {
-                    return Err(Error::ChecksumMismatch {
-                        id: entry.id.to_string(),
-                        description: entry.migration.description().to_owned(),
-                        recorded: recorded.to_owned(),
-                        current: entry.migration.checksum().to_owned(),
-                    });
-                }
-                ChecksumPolicy::Warn => {
-                    let warning = Warning::ChecksumChanged {
-                        id: entry.id.clone(),
-                        recorded: recorded.to_owned(),
-                        current: entry.migration.checksum().to_owned(),
-                    };
-                    report.warnings.push(warning);
-                }
-                ChecksumPolicy::Ignore => {}
-            }
-        }
-        if !self.allow_out_of_order
-            && let (Some(entry), Some(highest)) = (
-                plan.out_of_order()
-                    .find(|e| to.is_none_or(|to| &e.id <= to)),
-                plan.highest_applied.as_ref(),
-            )
-        {
-            return Err(Error::OutOfOrder {
-                id: entry.id.to_string(),
-                description: entry.migration.description().to_owned(),
-                highest_applied: highest.to_string(),
-            });
-        }
-        for record in &plan.unknown {
-            report.warnings.push(Warning::UnknownRecord {
-                key: record.key.clone(),
-                description: record.description.clone(),
-            });
-        }
-        Ok(report)
-    }
-
-    /// The first read of a start-up: retried while the server cannot be reached, all tries
-    /// together bounded by [`Migrator::startup_timeout`].
-    pub(crate) async fn load_with_retries(
-        &self,
-        store: &VersionStore,
-    ) -> Result<Vec<MigrationRecord>> {
-        let deadline = Instant::now() + self.startup_timeout;
-        let mut delay = self.retry_delay;
-        let mut attempt = 1;
-        let operation = format!("reading the applied migrations from {}", store.name());
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let loaded = match tokio::time::timeout(remaining, store.load()).await {
-                Ok(loaded) => loaded,
-                Err(_) => {
-                    return Err(Error::TimedOut {
-                        operation: format!(
-                            "{operation} (tried {attempt} time(s); Migrator::startup_timeout, SCHEMA_STARTUP_TIMEOUT_SECS)"
-                        ),
-                        limit: self.startup_timeout,
-                    });
-                }
-            };
-            match loaded {
-                Err(Error::Database {
-                    operation,
-                    migration,
-                    source,
-                    driver,
-                    applied_before,
-                }) if is_unreachable(&driver) => {
-                    if attempt >= self.startup_attempts || Instant::now() + delay >= deadline {
-                        return Err(Error::Database {
-                            operation: format!(
-                                "{operation} (the server could not be reached in {attempt} attempts)"
-                            ),
-                            migration,
-                            source,
-                            driver,
-                            applied_before,
-                        });
-                    }
-                    tracing::warn!(
-                        attempt,
-                        error = %source.joined(),
-                        "the server cannot be reached; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-pub(crate) fn log_warning(warning: &Warning) {
-    match warning {
-        Warning::UnknownRecord { .. } => tracing::info!("{warning}"),
-        _ => tracing::warn!("{warning}"),
     }
 }

@@ -1,0 +1,138 @@
+//! What a run tells its caller: the report, the applied migrations, the warnings.
+
+use std::fmt;
+use std::time::Duration;
+
+use schema_id::MigrationId;
+
+/// Something the caller should know that did not stop the run.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// An applied migration's body changed since it ran.
+    ChecksumChanged {
+        /// The migration.
+        id: MigrationId,
+        /// What was recorded.
+        recorded: String,
+        /// The checksum of this binary's code.
+        current: String,
+    },
+    /// The database has a record no registered migration has: the database is ahead of this
+    /// binary (normal during a rolling deploy) or the record is not one of ours.
+    UnknownRecord {
+        /// The record's `_id`.
+        key: String,
+        /// Its description, if it has one.
+        description: Option<String>,
+    },
+    /// A migration below the highest applied id was run late because the caller allowed it.
+    AppliedOutOfOrder {
+        /// The migration.
+        id: MigrationId,
+        /// The highest id applied before it.
+        highest_applied: MigrationId,
+    },
+    /// An applied record's function and description both differ from the migration registered
+    /// under its id, accepted because [`Migrator::allow_reused_ids`] is on.
+    ReusedId {
+        /// The id.
+        id: MigrationId,
+        /// The function the database recorded.
+        recorded_function: String,
+        /// The function registered now.
+        registered_function: String,
+    },
+    /// The lock could not be released after the run; its lease expires by itself.
+    LockNotReleased {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::ChecksumChanged {
+                id,
+                recorded,
+                current,
+            } => write!(
+                f,
+                "migration {id} changed after it was applied (recorded checksum {}, now {}); put changes in a new migration",
+                short(recorded),
+                short(current)
+            ),
+            Warning::UnknownRecord { key, description } => write!(
+                f,
+                "the database has applied {key}{} which this binary does not know (the database is ahead of this binary)",
+                description
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ),
+            Warning::AppliedOutOfOrder {
+                id,
+                highest_applied,
+            } => write!(
+                f,
+                "migration {id} was applied after {highest_applied}, out of order, as allowed"
+            ),
+            Warning::ReusedId {
+                id,
+                recorded_function,
+                registered_function,
+            } => write!(
+                f,
+                "migration {id} was applied as {recorded_function} and is registered as {registered_function}: taken as the same migration, as allowed"
+            ),
+            Warning::LockNotReleased { reason } => write!(
+                f,
+                "the migration lock was not released ({reason}); its lease expires by itself"
+            ),
+        }
+    }
+}
+
+fn short(checksum: &str) -> &str {
+    &checksum[..checksum.len().min(12)]
+}
+
+/// A migration this run applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedMigration {
+    /// Its id.
+    pub id: MigrationId,
+    /// Its description.
+    pub description: &'static str,
+    /// How long its function took.
+    pub duration: Duration,
+    /// Which attempt succeeded (1 unless earlier attempts failed or were interrupted).
+    pub attempt: i64,
+}
+
+/// What [`Migrator::apply_all`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Migrations applied by this call, in order.
+    pub applied: Vec<AppliedMigration>,
+    /// Migrations that were already applied (by an earlier start or by another process).
+    pub already_applied: Vec<MigrationId>,
+    /// Things to know that did not stop the run.
+    pub warnings: Vec<Warning>,
+    /// Whether this call took the lock (false when nothing was pending, or when another process
+    /// applied everything while this one waited).
+    pub took_lock: bool,
+    /// How long this call waited for another process's lock.
+    pub waited: Duration,
+    /// Migrations left pending: with auto-migration off, everything pending; after `up --to`,
+    /// what comes after the target.
+    pub pending: Vec<MigrationId>,
+}
+
+pub(crate) fn log_warning(warning: &Warning) {
+    match warning {
+        Warning::UnknownRecord { .. } => tracing::info!("{warning}"),
+        _ => tracing::warn!("{warning}"),
+    }
+}
