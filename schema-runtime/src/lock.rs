@@ -207,8 +207,44 @@ impl Backoff {
     }
 
     pub(crate) async fn pause(&mut self) {
-        tokio::time::sleep(self.delay.mul_f64(0.5 + fastrand::f64())).await;
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
+    /// The next pause, jittered, and the delay doubled for the one after.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let pause = self.delay.mul_f64(0.5 + fastrand::f64());
         self.delay = (self.delay * 2).min(Duration::from_secs(2));
+        pause
+    }
+}
+
+/// Changes to the lease document, as a change stream delivers them.
+pub(crate) struct LockChanges {
+    stream: mongodb::change_stream::ChangeStream<
+        mongodb::change_stream::event::ChangeStreamEvent<Document>,
+    >,
+}
+
+impl LockChanges {
+    /// Waits until the lease document changes (true) or `pause` has passed (false). An error
+    /// ends the feed (`Err`): the caller falls back to back-off. Every read waits on the server
+    /// (`maxAwaitTimeMS`); a server that answers an empty read at once is paced at 100 ms, so a
+    /// waiter sends at most ten reads a second.
+    pub(crate) async fn changed_within(&mut self, pause: Duration) -> mongodb::error::Result<bool> {
+        let until = Instant::now() + pause;
+        loop {
+            let asked = Instant::now();
+            if self.stream.next_if_any().await?.is_some() {
+                return Ok(true);
+            }
+            if Instant::now() >= until {
+                return Ok(false);
+            }
+            let floor = Duration::from_millis(100);
+            if asked.elapsed() < floor {
+                tokio::time::sleep(floor - asked.elapsed()).await;
+            }
+        }
     }
 }
 
@@ -336,6 +372,26 @@ impl LeaseLock {
             valid_from,
             renewer,
         }))
+    }
+
+    /// A feed of the changes to the lease document, where the deployment has change streams (a
+    /// replica set or a sharded cluster); `None` where it has none (a standalone server) or the
+    /// user may not open one. A waiter wakes on it as soon as the lock is released, instead of
+    /// sleeping out its back-off; each idle read waits on the server for up to `max_await`.
+    pub(crate) async fn changes(&self, max_await: Duration) -> Option<LockChanges> {
+        let stream = self
+            .collection
+            .watch()
+            .pipeline([doc! { "$match": { "documentKey._id": LOCK_ID } }])
+            .max_await_time(max_await)
+            .await;
+        match stream {
+            Ok(stream) => Some(LockChanges { stream }),
+            Err(e) => {
+                tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "no change stream on the lock; waiting with back-off");
+                None
+            }
+        }
     }
 
     async fn mine(&self) -> Result<Option<Document>> {

@@ -1,7 +1,12 @@
 //! The one wait for the lock, used by `apply_all`/`up`, `down`, `baseline` and `redo`: take the
-//! lease, or wait for the process that holds it (bounded by `max_wait`, jittered back-off),
-//! re-reading the records each time so that a waiter can stop as soon as the work it waits for
-//! is done, and so that the fence floor stays current.
+//! lease, or wait for the process that holds it (bounded by `max_wait`), re-reading the records
+//! each time so that a waiter can stop as soon as the work it waits for is done, and so that the
+//! fence floor stays current.
+//!
+//! Where the deployment has change streams (a replica set, a sharded cluster), a waiter watches
+//! the lease document and wakes as soon as it changes, so it returns right after the holder
+//! releases, with one waiting read a second on the server. Elsewhere (a standalone server) it
+//! sleeps a jittered back-off of 50 ms doubling to 2 s.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +14,9 @@ use super::Migrator;
 use crate::error::Result;
 use crate::lock::{Backoff, Lease};
 use crate::store::{MigrationRecord, highest_fence};
+
+/// How long one read of the lock's change stream waits on the server for a change.
+const CHANGE_WAIT: Duration = Duration::from_secs(1);
 
 /// How a wait for the lock ended.
 pub(crate) enum Acquired<T> {
@@ -31,6 +39,9 @@ impl Migrator {
         let store = self.store();
         let waiting = Instant::now();
         let mut backoff = Backoff::new();
+        // Opened before the first try, so that a release after that try is seen.
+        let mut changes = None;
+        let mut first = true;
         loop {
             if let Some(lease) = lock.try_acquire(floor).await? {
                 return Ok(Acquired::Lease(lease, waiting.elapsed()));
@@ -38,8 +49,27 @@ impl Migrator {
             if waiting.elapsed() >= self.max_wait {
                 return Err(lock.timeout_error(waiting.elapsed()).await);
             }
+            if first {
+                // Held: from now on, wake on the lock's changes where the deployment has them.
+                first = false;
+                changes = lock.changes(CHANGE_WAIT).await;
+                if changes.is_some() {
+                    // The release may have come between the try and the feed's opening.
+                    continue;
+                }
+            }
             tracing::debug!("the migration lock is held by another process; waiting");
-            backoff.pause().await;
+            match changes.as_mut() {
+                // With a feed, the pause only matters when the holder dies without releasing
+                // (its lease then expires without any change to see): look every 2 s.
+                Some(feed) => {
+                    if let Err(e) = feed.changed_within(Duration::from_secs(2)).await {
+                        tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "the lock's change stream ended; waiting with back-off");
+                        changes = None;
+                    }
+                }
+                None => backoff.pause().await,
+            }
             let records = store.load().await?;
             floor = floor.max(highest_fence(&records));
             if let Some(done) = finished(records)? {

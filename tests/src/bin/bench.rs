@@ -2,7 +2,10 @@
 //! - commands sent and wall time of a no-op start-up with 10, 100 and 1,000 registered migrations;
 //! - commands per applied migration when applying 100 trivial ones;
 //! - wall time of 1, 8 and 16 processes (the `worker` binary) starting together on a fresh
-//!   database with 20 migrations, and its ratio to one process.
+//!   database with 20 migrations, its ratio to one process, and the floor: as many processes
+//!   that only connect and ping;
+//! - how soon after the lock holder the waiting processes return (p50, p95, max);
+//! - commands per waiting process per second while a holder works for 10 s.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -157,38 +160,131 @@ async fn main() {
     );
 
     let worker = std::env::current_exe().unwrap().with_file_name("worker");
+    let spawn = |args: &[&str], envs: &[(&str, &str)]| {
+        Command::new(&worker)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the worker binary next to this one (cargo build --bins)")
+    };
+    let field = |line: &str, name: &str| -> Option<u128> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+    };
     println!("\nprocesses starting together on a fresh database with 20 migrations (median of 3):");
     println!(
-        "  {:>9}  {:>10}  {:>13}",
-        "processes", "wall time", "ratio to one"
+        "  {:>9}  {:>10}  {:>13}  {:>26}",
+        "processes", "wall time", "ratio to one", "bare processes (ping only)"
     );
     let mut one = None;
+    let mut after_release: Vec<u128> = Vec::new();
     for processes in [1usize, 8, 16] {
         let mut times = Vec::new();
+        let mut bare = Vec::new();
         for round in 0..3 {
             let t = TestDb::with_client(&client, &format!("bench_p{processes}_{round}")).await;
             let started = Instant::now();
             let children: Vec<_> = (0..processes)
-                .map(|_| {
-                    Command::new(&worker)
-                        .args(["--db", t.name(), "--lease-ms", "10000"])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::inherit())
-                        .spawn()
-                        .expect("the worker binary next to this one (cargo build --bins)")
+                .map(|_| spawn(&["--db", t.name(), "--lease-ms", "10000"], &[]))
+                .collect();
+            let outputs: Vec<String> = children
+                .into_iter()
+                .map(|child| {
+                    let output = child.wait_with_output().unwrap();
+                    assert!(output.status.success());
+                    String::from_utf8_lossy(&output.stdout).into_owned()
                 })
                 .collect();
-            for mut child in children {
-                assert!(child.wait().unwrap().success());
-            }
             times.push(started.elapsed());
+            // How long after the holder returned (it releases just before) each waiter returned.
+            let holder_done = outputs
+                .iter()
+                .filter(|o| o.contains("took_lock=true"))
+                .filter_map(|o| field(o, "done_at_ms"))
+                .max();
+            if let Some(holder_done) = holder_done {
+                after_release.extend(
+                    outputs
+                        .iter()
+                        .filter(|o| o.contains("took_lock=false") && o.contains("applied=0"))
+                        .filter_map(|o| field(o, "done_at_ms"))
+                        .map(|done| done.saturating_sub(holder_done)),
+                );
+            }
+            let started = Instant::now();
+            let pings: Vec<_> = (0..processes)
+                .map(|_| spawn(&["--db", t.name(), "--ping-only"], &[]))
+                .collect();
+            for child in pings {
+                assert!(child.wait_with_output().unwrap().status.success());
+            }
+            bare.push(started.elapsed());
         }
         let wall = median(times);
         let base = *one.get_or_insert(wall);
         println!(
-            "  {processes:>9}  {:>10}  {:>12.2}x",
+            "  {processes:>9}  {:>10}  {:>12.2}x  {:>26}",
             ms(wall),
-            wall.as_secs_f64() / base.as_secs_f64()
+            wall.as_secs_f64() / base.as_secs_f64(),
+            ms(median(bare))
         );
     }
+    after_release.sort_unstable();
+    if !after_release.is_empty() {
+        let p95 = after_release[(after_release.len() * 95).div_ceil(100).saturating_sub(1)];
+        println!(
+            "waiters returned after the holder: p50 {} ms, p95 {} ms, max {} ms ({} waiters)",
+            after_release[after_release.len() / 2],
+            p95,
+            after_release[after_release.len() - 1],
+            after_release.len()
+        );
+    }
+
+    // The server load of waiters: a holder works for 10 s; four processes wait for it.
+    let t = TestDb::with_client(&client, "bench_waiters").await;
+    let dir = std::env::temp_dir().join(format!("schema-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let holder = spawn(
+        &["--db", t.name(), "--lease-ms", "10000"],
+        &[("PAUSE_AT", "0001"), ("PAUSE_DIR", &dir_text)],
+    );
+    while std::fs::read_dir(&dir).map_or(0, |d| d.count()) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            spawn(
+                &["--db", t.name(), "--lease-ms", "10000"],
+                &[("COUNT_COMMANDS", "1")],
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    std::fs::write(dir.join("go"), "").unwrap();
+    assert!(holder.wait_with_output().unwrap().status.success());
+    let mut rates = Vec::new();
+    for waiter in waiters {
+        let output = waiter.wait_with_output().unwrap();
+        let out = String::from_utf8_lossy(&output.stdout).into_owned();
+        if let (Some(commands), Some(waited)) = (field(&out, "commands"), field(&out, "waited_ms"))
+        {
+            rates.push(commands as f64 / (waited as f64 / 1000.0).max(0.001));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "waiting processes during a 10 s migration: {} commands per waiter per second (each of {})",
+        rates
+            .iter()
+            .map(|r| format!("{r:.1}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        rates.len()
+    );
 }

@@ -2,8 +2,10 @@
 //! (20 migrations, each adding one to its own counter document) or a `bulk*` group to the
 //! database it is given, like an API or worker process at start-up.
 //!
-//! Output, on success: `ok applied=N already=M recorded=R took_lock=B waited_ms=W` where
-//! `recorded` is the number of applied records read right after `apply_all` returned.
+//! Output, on success: `ok applied=N already=M recorded=R took_lock=B waited_ms=W
+//! done_at_ms=T [commands=C]` where `recorded` is the number of applied records read right after
+//! `apply_all` returned, `T` the Unix time in ms when it returned, and `C` (with
+//! `COUNT_COMMANDS=1`) the number of commands the process sent in `apply_all`.
 //! On failure: the error on stderr, exit code 2 when the process lost its lock, 1 otherwise.
 //!
 //! `PAUSE_AT=0005 PAUSE_DIR=/tmp/x`: migration 0005 writes `PAUSE_DIR/reached-<pid>` and waits
@@ -103,6 +105,9 @@ struct Args {
     /// Tries of the first read while the server cannot be reached.
     #[arg(long, default_value_t = 3)]
     startup_attempts: u32,
+    /// Only connect and ping, then exit: the floor of a process's start-up cost.
+    #[arg(long)]
+    ping_only: bool,
 }
 
 #[tokio::main]
@@ -113,20 +118,41 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let client = schema_tests::client_with_timeout(Duration::from_millis(
-        std::env::var("SERVER_SELECTION_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000),
-    ))
-    .await;
+    // COUNT_COMMANDS=1: count this process's commands and print them (the benchmark's waiter load).
+    let (client, log) = if std::env::var("COUNT_COMMANDS").is_ok() {
+        let (client, log) = schema_tests::counting_client().await;
+        (client, Some(log))
+    } else {
+        let client = schema_tests::client_with_timeout(Duration::from_millis(
+            std::env::var("SERVER_SELECTION_TIMEOUT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10_000),
+        ))
+        .await;
+        (client, None)
+    };
     let db = client.database(&args.db);
+    if args.ping_only {
+        return match db.run_command(doc! { "ping": 1 }).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let migrator = Migrator::new(db.clone())
         .group(args.group.clone())
         .lease(Duration::from_millis(args.lease_ms))
         .max_wait(Duration::from_millis(args.max_wait_ms))
         .startup_retries(args.startup_attempts, Duration::from_millis(200));
-    match migrator.apply_all().await {
+    let outcome = migrator.apply_all().await;
+    let done_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let commands = log.map(|l| l.count());
+    match outcome {
         Ok(report) => {
             let recorded = db
                 .collection::<bson::Document>("schema_versions")
@@ -137,11 +163,14 @@ async fn main() -> ExitCode {
                 eprintln!("warning: {warning}");
             }
             println!(
-                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={}",
+                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms}{}",
                 report.applied.len(),
                 report.already_applied.len(),
                 report.took_lock,
-                report.waited.as_millis()
+                report.waited.as_millis(),
+                commands
+                    .map(|c| format!(" commands={c}"))
+                    .unwrap_or_default()
             );
             ExitCode::SUCCESS
         }
