@@ -44,13 +44,15 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
     };
 
     let call = quote_spanned! {param_span=>
-        #krate::__private::into_outcome(#name(context).await)
+        #krate::__private::run(#name(context))
     };
     // The rollback is called from generated code whose tokens carry the span of the path in the
     // attribute, so a missing function or a wrong signature is reported there.
     let (down_fn, down_value) = match down {
         Some(path) => {
             let span = path.span();
+            // A rollback is any path, which the macro cannot check is an `async fn`: the `.await`
+            // here makes a plain fn fail with "is not a future", pointing at the path.
             let call = quote_spanned! {span=>
                 #krate::__private::into_outcome(#path(context).await)
             };
@@ -79,7 +81,7 @@ pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
             fn __schema_migration_run(
                 context: &mut #krate::MigrationContext,
             ) -> #krate::__private::MigrationFuture<'_> {
-                ::std::boxed::Box::pin(async move { #call })
+                #call
             }
 
             #down_fn

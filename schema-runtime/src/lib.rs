@@ -132,8 +132,19 @@ pub mod __private {
     use crate::error::BoxError;
     pub use crate::registry::{Migration, MigrationFuture, MigrationMeta, RunFn};
 
-    /// Turns the user's `Result<(), E>` into the registry's error type.
+    /// Turns the user's `Result<(), E>` into the registry's error type (for rollbacks).
     pub fn into_outcome<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
         result.map_err(Into::into)
+    }
+
+    /// Boxes the future of the user's function, turning its `Result<(), E>` into the
+    /// registry's error type. One generic function instead of an `async` block per migration:
+    /// much less for the compiler to check when a crate has hundreds of migrations.
+    pub fn run<'a, F, E>(future: F) -> MigrationFuture<'a>
+    where
+        F: std::future::Future<Output = Result<(), E>> + Send + 'a,
+        E: Into<BoxError> + 'a,
+    {
+        Box::pin(futures::TryFutureExt::map_err(future, Into::into))
     }
 }
