@@ -354,14 +354,21 @@ async fn write_in_transaction(
 
 fn check_write_errors(reply: &Document, collection: &str, migration: Option<&str>) -> Result<()> {
     match reply.get_array("writeErrors") {
-        Ok(errors) if !errors.is_empty() => Err(Error::NotApplicable {
-            command: "batches".into(),
+        Ok(errors) if !errors.is_empty() => Err(Error::BatchWritesRefused {
             id: migration.unwrap_or("-").to_owned(),
-            problem: format!(
-                "the server refused {} update(s) of a batch over {collection:?}, the first: {}",
-                errors.len(),
-                errors[0]
-            ),
+            collection: collection.to_owned(),
+            refused: errors.len(),
+            first: match &errors[0] {
+                bson::Bson::Document(e) => format!(
+                    "code {}{}: {}",
+                    e.get_i32("code").unwrap_or_default(),
+                    e.get_str("codeName")
+                        .map(|name| format!(" ({name})"))
+                        .unwrap_or_default(),
+                    e.get_str("errmsg").unwrap_or_default()
+                ),
+                other => other.to_string(),
+            },
         }),
         _ => Ok(()),
     }

@@ -263,9 +263,8 @@ fn when(at: Option<bson::DateTime>) -> String {
 }
 
 fn say(out: &mut dyn Write, line: String) -> Result<()> {
-    writeln!(out, "{line}").map_err(|e| Error::Config {
-        setting: "output".into(),
-        problem: format!("cannot write: {e}"),
+    writeln!(out, "{line}").map_err(|e| Error::Output {
+        problem: e.to_string(),
     })
 }
 

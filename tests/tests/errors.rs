@@ -191,3 +191,40 @@ async fn the_cli_shuts_its_client_down_and_exits_without_a_driver_panic() {
             .is_empty()
     );
 }
+
+// Sets `n` to a string, which the collection's validator refuses.
+#[migration(id = "0001", description = "Break the numbers", group = "errors_batch")]
+async fn break_the_numbers(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.batches("strict")
+        .update_each(|_| Some(doc! { "$set": { "n": "not a number" } }))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_batch_writes_name_the_migration_the_collection_and_the_first_refusal() {
+    let t = TestDb::new("errbatch").await;
+    t.db.create_collection("strict")
+        .validator(doc! { "n": { "$type": "int" } })
+        .await
+        .unwrap();
+    t.db.collection::<Document>("strict")
+        .insert_many([doc! { "_id": 1, "n": 1 }, doc! { "_id": 2, "n": 2 }])
+        .await
+        .unwrap();
+    let err = Migrator::new(t.db.clone())
+        .group("errors_batch")
+        .apply_all()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("migration 0001 (Break the numbers) failed on attempt 1: migration 0001: the server refused 1 update(s) of a batch over \"strict\", the first: code 121"),
+        "{message}"
+    );
+    assert_eq!(
+        schema_tests::documents(&t.db, "strict").await,
+        vec![doc! { "_id": 1, "n": 1 }, doc! { "_id": 2, "n": 2 }],
+        "nothing written"
+    );
+}

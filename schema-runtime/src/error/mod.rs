@@ -234,6 +234,25 @@ pub enum Error {
         limit: Duration,
     },
 
+    /// The server refused some updates of a batch (`ctx.batches(...)`); the batch and its
+    /// checkpoint were not written.
+    BatchWritesRefused {
+        /// The migration.
+        id: String,
+        /// The collection walked.
+        collection: String,
+        /// How many updates of the batch were refused.
+        refused: usize,
+        /// The first refusal: code, code name and message.
+        first: String,
+    },
+
+    /// A command's output could not be written (stdout closed, disk full).
+    Output {
+        /// What went wrong.
+        problem: String,
+    },
+
     /// A setting is invalid.
     Config {
         /// The setting (an environment variable or builder method).
@@ -450,6 +469,15 @@ impl Error {
                 "{operation}: no answer within {limit:?}; {}",
                 ErrorClass::Unreachable.advice()
             ),
+            Error::BatchWritesRefused {
+                id,
+                collection,
+                refused,
+                first,
+            } => format!(
+                "migration {id}: the server refused {refused} update(s) of a batch over {collection:?}, the first: {first}; the batch and its checkpoint were not written. Make the transformation produce updates the collection accepts (its validator, unique indexes), then start again: it resumes at the last checkpoint"
+            ),
+            Error::Output { problem } => format!("cannot write the command's output: {problem}"),
             Error::Config { setting, problem } => {
                 format!("invalid setting {setting}: {}", scrub(problem))
             }
@@ -477,6 +505,8 @@ impl Error {
             Error::BatchesInTransaction { .. } => "BatchesInTransaction",
             Error::LockHeldByLiveProcess { .. } => "LockHeldByLiveProcess",
             Error::TimedOut { .. } => "TimedOut",
+            Error::BatchWritesRefused { .. } => "BatchWritesRefused",
+            Error::Output { .. } => "Output",
             Error::Config { .. } => "Config",
         }
     }
