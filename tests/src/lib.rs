@@ -353,3 +353,23 @@ pub async fn fail_point_turn() -> tokio::sync::MutexGuard<'static, ()> {
     static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     TURN.lock().await
 }
+
+/// Runs a `migrate` command (its arguments after `migrate`) with `migrator`, returning what the
+/// command returned and what it printed.
+pub async fn run_cli(
+    migrator: &schema_runtime::Migrator,
+    args: &[&str],
+) -> (schema_runtime::Result<schema_runtime::cli::Outcome>, String) {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: schema_runtime::cli::Command,
+    }
+    let command = Cli::try_parse_from(std::iter::once("migrate").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        .command;
+    let mut out = Vec::new();
+    let result = command.run(migrator, &mut out).await;
+    (result, String::from_utf8(out).unwrap())
+}

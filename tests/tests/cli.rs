@@ -13,16 +13,8 @@ struct Cli {
     command: Command,
 }
 
-fn parse(args: &[&str]) -> Command {
-    Cli::try_parse_from(std::iter::once("migrate").chain(args.iter().copied()))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-        .command
-}
-
 async fn run(migrator: &Migrator, args: &[&str]) -> (schema_runtime::Result<Outcome>, String) {
-    let mut out = Vec::new();
-    let result = parse(args).run(migrator, &mut out).await;
-    (result, String::from_utf8(out).unwrap())
+    schema_tests::run_cli(migrator, args).await
 }
 
 async fn log_down(ctx: &MigrationContext, id: &str) -> MigrationResult {

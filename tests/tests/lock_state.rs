@@ -4,8 +4,6 @@
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc};
-use clap::Parser;
-use schema_runtime::cli::Command;
 use schema_runtime::{Error, MigrationContext, MigrationResult, Migrator, migration};
 use schema_tests::{
     TestDb, bump, client_named, count, documents, fail_commands_off, flag, record, set_flag,
@@ -135,21 +133,6 @@ async fn a_corrupted_lock_document_is_repaired_by_the_next_start() {
     }
 }
 
-fn parse(args: &[&str]) -> Command {
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-    Cli::parse_from(std::iter::once("migrate").chain(args.iter().copied())).command
-}
-
-async fn run(migrator: &Migrator, args: &[&str]) -> (schema_runtime::Result<()>, String) {
-    let mut out = Vec::new();
-    let result = parse(args).run(migrator, &mut out).await.map(|_| ());
-    (result, String::from_utf8(out).unwrap())
-}
-
 #[tokio::test]
 async fn unlock_force_repairs_a_corrupted_lock_document() {
     let t = TestDb::new("unlockcorrupt").await;
@@ -162,7 +145,7 @@ async fn unlock_force_repairs_a_corrupted_lock_document() {
         .await
         .unwrap();
     let migrator = Migrator::new(t.db.clone()).group("lockstate");
-    let (result, out) = run(&migrator, &["unlock", "--force"]).await;
+    let (result, out) = schema_tests::run_cli(&migrator, &["unlock", "--force"]).await;
     result.unwrap_or_else(|e| panic!("{e}"));
     assert!(
         out.contains("repaired the lock document (owner is 7, not a string; fence is \"x\", not a number; expires_at is \"soon\", not a date)"),
@@ -209,7 +192,7 @@ async fn unlock_force_refuses_a_live_holder_and_with_even_if_alive_fences_it_out
     wait_flag(&t.db, "started").await;
 
     // The holder renews its lease: unlock refuses, naming it and its last renewal.
-    let (result, _) = run(&migrator, &["unlock", "--force"]).await;
+    let (result, _) = schema_tests::run_cli(&migrator, &["unlock", "--force"]).await;
     let err = result.unwrap_err();
     let message = err.to_string();
     assert!(
@@ -226,7 +209,8 @@ async fn unlock_force_refuses_a_live_holder_and_with_even_if_alive_fences_it_out
     );
 
     // Insisting bumps the fence: the holder stops at its next renewal, before its work.
-    let (result, out) = run(&migrator, &["unlock", "--force", "--even-if-alive"]).await;
+    let (result, out) =
+        schema_tests::run_cli(&migrator, &["unlock", "--force", "--even-if-alive"]).await;
     result.unwrap_or_else(|e| panic!("{e}"));
     assert!(out.contains("the fence is now 2"), "{out}");
     let stopped = tokio::time::timeout(Duration::from_secs(10), holder)

@@ -179,37 +179,17 @@ pub(crate) fn is_duplicate_key(error: &DriverError) -> bool {
     code(error) == Some(codes::DUPLICATE_KEY) || error.to_string().contains("E11000")
 }
 
-/// The first driver error in `error`'s source chain (looking through this crate's own errors).
-pub(crate) fn find_in_chain<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a DriverError> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(driver) = e.downcast_ref::<DriverError>() {
-            return Some(driver);
-        }
-        if let Some(ours) = e.downcast_ref::<crate::Error>()
-            && let Some(driver) = ours.driver_error()
-        {
-            return Some(driver);
-        }
-        next = e.source();
-    }
-    None
-}
-
-/// Whether `error` (or any error in its chain) carries `label`.
+/// Whether `error`, or any link of its source chain, is a driver error (bare, or inside this
+/// crate's own error) that carries `label`.
 pub(crate) fn has_label(error: &(dyn std::error::Error + 'static), label: &str) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(driver) = find_in_chain(e)
-            && driver.contains_label(label)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
+    std::iter::successors(Some(error), |e| e.source()).any(|e| {
+        e.downcast_ref::<DriverError>()
+            .or_else(|| {
+                e.downcast_ref::<crate::Error>()
+                    .and_then(crate::Error::driver_error)
+            })
+            .is_some_and(|driver| driver.contains_label(label))
+    })
 }
 
 #[cfg(test)]
