@@ -79,7 +79,8 @@ pub fn compare_numbers(a: &str, b: &str) -> Ordering {
 /// Equality, hashing and ordering use the numeric value only.
 #[derive(Clone)]
 pub struct MigrationId {
-    text: String,
+    // Boxed: errors carry ids, and a small id keeps them small.
+    text: Box<str>,
     number_start: usize,
 }
 
@@ -94,7 +95,7 @@ impl MigrationId {
             text.len() - 1
         };
         Ok(MigrationId {
-            text: text.to_owned(),
+            text: text.into(),
             number_start,
         })
     }
@@ -136,6 +137,25 @@ impl PartialEq for MigrationId {
 }
 
 impl Eq for MigrationId {}
+
+/// Compares with an id written as text, by numeric value: `id == "3"` holds for `"0003"`.
+/// Text that is not an id is never equal.
+///
+/// ```
+/// let id = schema_id::MigrationId::parse("0003").unwrap();
+/// assert!(id == "3" && id == "0003" && id != "4" && id != "x");
+/// ```
+impl PartialEq<str> for MigrationId {
+    fn eq(&self, other: &str) -> bool {
+        normalize(other).is_ok_and(|number| number == self.number())
+    }
+}
+
+impl PartialEq<&str> for MigrationId {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
 
 impl Hash for MigrationId {
     fn hash<H: Hasher>(&self, state: &mut H) {

@@ -9,7 +9,7 @@ use crate::ctxt::Ctxt;
 use crate::symbol;
 
 /// The attribute's arguments as written; each is `None` when absent or unusable.
-pub struct Attr {
+pub(crate) struct Attr {
     /// Span of the whole attribute, for "missing key" errors.
     pub span: Span,
     pub id: Option<LitStr>,
@@ -24,7 +24,7 @@ pub struct Attr {
     pub written: Vec<String>,
 }
 
-pub fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
+pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
     let span = if args.is_empty() {
         Span::call_site()
     } else {

@@ -8,7 +8,7 @@ use quote::ToTokens;
 use sha2::{Digest, Sha256};
 
 /// Hex SHA-256 of the block's tokens written out one by one, separated by single spaces.
-pub fn of_block(block: &syn::Block) -> String {
+pub(crate) fn of_block(block: &syn::Block) -> String {
     let mut canonical = String::new();
     write_tokens(block.to_token_stream(), &mut canonical);
     let digest = Sha256::digest(canonical.as_bytes());

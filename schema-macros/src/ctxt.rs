@@ -6,31 +6,31 @@ use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 
 #[derive(Default)]
-pub struct Ctxt {
+pub(crate) struct Ctxt {
     errors: Option<syn::Error>,
 }
 
 impl Ctxt {
-    pub fn error_spanned_by<T: ToTokens, M: Display>(&mut self, tokens: T, message: M) {
+    pub(crate) fn error_spanned_by<T: ToTokens, M: Display>(&mut self, tokens: T, message: M) {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
-    pub fn error_at<M: Display>(&mut self, span: Span, message: M) {
+    pub(crate) fn error_at<M: Display>(&mut self, span: Span, message: M) {
         self.push(syn::Error::new(span, message));
     }
 
-    pub fn push(&mut self, error: syn::Error) {
+    pub(crate) fn push(&mut self, error: syn::Error) {
         match &mut self.errors {
             Some(all) => all.combine(error),
             None => self.errors = Some(error),
         }
     }
 
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.errors.is_some()
     }
 
-    pub fn into_compile_errors(self) -> Option<TokenStream> {
+    pub(crate) fn into_compile_errors(self) -> Option<TokenStream> {
         self.errors.map(|e| e.to_compile_error())
     }
 }

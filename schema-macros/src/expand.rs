@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use crate::symbol;
 use crate::valid::Model;
 
-pub fn expand(model: &Model, func: &ItemFn) -> TokenStream {
+pub(crate) fn expand(model: &Model, func: &ItemFn) -> TokenStream {
     let Model {
         id,
         number,

@@ -34,7 +34,7 @@ fn cache() -> &'static Mutex<HashMap<FileKey, Arc<Vec<Declaration>>>> {
 
 /// Returns the error message when a migration in the same file and group, above this one, has a
 /// higher id.
-pub fn check_same_file(group: &str, number: &str, function: &str) -> Option<String> {
+pub(crate) fn check_same_file(group: &str, number: &str, function: &str) -> Option<String> {
     let declarations = declarations_in_invoking_file()?;
     let position = declarations
         .iter()

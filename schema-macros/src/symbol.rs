@@ -1,27 +1,27 @@
 //! The keys the `#[migration(...)]` attribute accepts, in one place.
 
 /// `#[migration(id = "0003")]`
-pub const ID: &str = "id";
+pub(crate) const ID: &str = "id";
 /// `#[migration(description = "Create the events indexes")]`
-pub const DESCRIPTION: &str = "description";
+pub(crate) const DESCRIPTION: &str = "description";
 /// `#[migration(group = "analytics")]`
-pub const GROUP: &str = "group";
+pub(crate) const GROUP: &str = "group";
 /// `#[migration(crate = my_facade::schema_runtime)]`
-pub const CRATE: &str = "crate";
+pub(crate) const CRATE: &str = "crate";
 
 /// `#[migration(transaction)]` or `#[migration(transaction = true)]`
-pub const TRANSACTION: &str = "transaction";
+pub(crate) const TRANSACTION: &str = "transaction";
 
 /// `#[migration(down = drop_replay_indexes)]`: the rollback function.
-pub const DOWN: &str = "down";
+pub(crate) const DOWN: &str = "down";
 /// `#[migration(destructive)]`: drops or rewrites data; not applied at start-up unless allowed.
-pub const DESTRUCTIVE: &str = "destructive";
+pub(crate) const DESTRUCTIVE: &str = "destructive";
 
 /// `#[migration(timeout = "10m")]`: the migration's time limit (`ms`, `s`, `m` or `h`).
-pub const TIMEOUT: &str = "timeout";
+pub(crate) const TIMEOUT: &str = "timeout";
 
 /// Every accepted key, for the "unknown key" message.
-pub const ALL: &[&str] = &[
+pub(crate) const ALL: &[&str] = &[
     ID,
     DESCRIPTION,
     GROUP,
@@ -33,4 +33,4 @@ pub const ALL: &[&str] = &[
 ];
 
 /// The group a migration belongs to when the attribute names none.
-pub const DEFAULT_GROUP: &str = "default";
+pub(crate) const DEFAULT_GROUP: &str = "default";

@@ -9,7 +9,7 @@ use crate::ctxt::Ctxt;
 use crate::{checksum, order, symbol};
 
 /// Everything the expansion needs, all of it checked.
-pub struct Model {
+pub(crate) struct Model {
     pub id: LitStr,
     /// The id's number without leading zeros: the key for duplicates and order.
     pub number: String,
@@ -25,7 +25,7 @@ pub struct Model {
     pub timeout_ms: u64,
 }
 
-pub fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
+pub(crate) fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
     check_signature(func, cx);
 
     let id = match attr.id {

@@ -1,55 +1,21 @@
-//! Long data migrations: walk a large collection in `_id` order, batch by batch, with a checkpoint
-//! in the migration's record after each batch, so that a run that was killed resumes where it
-//! stopped.
-//!
-//! ```no_run
-//! use schema_runtime::bson::doc;
-//! use schema_runtime::{MigrationContext, MigrationResult, migration};
-//!
-//! #[migration(id = "0010", description = "Split full names")]
-//! async fn split_names(ctx: &mut MigrationContext) -> MigrationResult {
-//!     ctx.batches("users")
-//!         .filter(doc! { "full_name": { "$exists": true } })
-//!         .batch_size(1_000)
-//!         .update_each(|user| {
-//!             let full = user.get_str("full_name").ok()?;
-//!             let (first, last) = full.split_once(' ')?;
-//!             Some(doc! { "$set": { "first": first, "last": last }, "$unset": { "full_name": "" } })
-//!         })
-//!         .await?;
-//!     Ok(())
-//! }
-//! # fn main() {}
-//! ```
-//!
-//! Each batch's updates and its checkpoint are written in one transaction where the deployment
-//! has transactions (a replica set or a sharded cluster), so every document is transformed exactly
-//! once even when the process is killed. On a standalone server they are two writes: a kill
-//! between them repeats that one batch on the next run (at-least-once), so the transformation
-//! should then be idempotent.
+//! Long data migrations in batches with checkpoints: [`MigrationContext::batches`].
 
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mongodb::options::{ReadConcern, WriteConcern};
+
+use schema_id::MigrationId;
 
 use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
-use crate::store::VersionStore;
+use crate::store::CheckpointTarget;
+use crate::wire::start_majority_transaction;
 
 /// How long a batch's transaction is retried while it conflicts with another transaction.
 const TRANSIENT_RETRY_LIMIT: Duration = Duration::from_secs(120);
-
-/// Where a running migration keeps its checkpoints: its record, written under the lock's fence.
-#[derive(Debug, Clone)]
-pub(crate) struct CheckpointTarget {
-    pub store: VersionStore,
-    pub key: String,
-    pub fence: i64,
-}
 
 /// What a batch walk did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +30,7 @@ pub struct BatchReport {
     pub batches: u64,
 }
 
-/// A walk over a collection in `_id` order; see the [module documentation](self).
+/// A walk over a collection in `_id` order; see [`MigrationContext::batches`].
 pub struct Batches<'a> {
     ctx: &'a MigrationContext,
     collection: String,
@@ -73,7 +39,35 @@ pub struct Batches<'a> {
 }
 
 impl MigrationContext {
-    /// Walks `collection` in `_id` order in batches, with checkpoints (see [`crate::batch`]).
+    /// Long data migrations: walk a large collection in `_id` order, batch by batch, with a checkpoint
+    /// in the migration's record after each batch, so that a run that was killed resumes where it
+    /// stopped.
+    ///
+    /// ```no_run
+    /// use schema_runtime::bson::doc;
+    /// use schema_runtime::{MigrationContext, MigrationResult, migration};
+    ///
+    /// #[migration(id = "0010", description = "Split full names")]
+    /// async fn split_names(ctx: &mut MigrationContext) -> MigrationResult {
+    ///     ctx.batches("users")
+    ///         .filter(doc! { "full_name": { "$exists": true } })
+    ///         .batch_size(1_000)
+    ///         .update_each(|user| {
+    ///             let full = user.get_str("full_name").ok()?;
+    ///             let (first, last) = full.split_once(' ')?;
+    ///             Some(doc! { "$set": { "first": first, "last": last }, "$unset": { "full_name": "" } })
+    ///         })
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    ///
+    /// Each batch's updates and its checkpoint are written in one transaction where the deployment
+    /// has transactions (a replica set or a sharded cluster), so every document is transformed exactly
+    /// once even when the process is killed. On a standalone server they are two writes: a kill
+    /// between them repeats that one batch on the next run (at-least-once), so the transformation
+    /// should then be idempotent.
     pub fn batches(&self, collection: &str) -> Batches<'_> {
         Batches {
             ctx: self,
@@ -104,11 +98,11 @@ impl Batches<'_> {
     where
         F: FnMut(&Document) -> Option<Document>,
     {
-        let migration = self.ctx.migration_id().map(str::to_owned);
-        let migration = migration.as_deref();
+        let migration_id = self.ctx.migration_id().cloned();
+        let migration = migration_id.as_ref().map(MigrationId::as_str);
         if self.ctx.in_transaction() {
             return Err(Error::BatchesInTransaction {
-                id: migration.unwrap_or("-").to_owned(),
+                migration: migration_id,
             });
         }
         let database = self.ctx.database();
@@ -260,7 +254,7 @@ async fn read_checkpoint(target: &CheckpointTarget, field: &str) -> Result<(Opti
     Ok(match checkpoint {
         Some(c) => (
             c.get("last_id").cloned(),
-            crate::lock::read_i64(c.get("done")).map_or(0, |n| n.max(0) as u64),
+            crate::wire::read_i64(c.get("done")).map_or(0, |n| n.max(0) as u64),
         ),
         None => (None, 0),
     })
@@ -293,23 +287,15 @@ async fn write_in_transaction(
     no_updates: bool,
 ) -> Result<()> {
     let database = ctx.database();
-    let migration = ctx.migration_id();
+    let migration = ctx.migration_id().map(MigrationId::as_str);
     // A transaction left open by a killed process holds its writes until the server aborts it
     // (after `transactionLifetimeLimitSeconds`, 60 s by default): keep retrying past that.
     let started = Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
-        let mut session = database
-            .client()
-            .start_session()
+        let mut session = start_majority_transaction(database.client())
             .await
-            .map_err(|e| Error::database("starting a session", migration, e))?;
-        session
-            .start_transaction()
-            .read_concern(ReadConcern::majority())
-            .write_concern(WriteConcern::majority())
-            .await
-            .map_err(|e| Error::database("starting a transaction", migration, e))?;
+            .map_err(|(step, e)| Error::database(step.doing(), migration, e))?;
         let result: Result<()> = async {
             if !no_updates {
                 let reply = database
@@ -355,7 +341,7 @@ async fn write_in_transaction(
 fn check_write_errors(reply: &Document, collection: &str, migration: Option<&str>) -> Result<()> {
     match reply.get_array("writeErrors") {
         Ok(errors) if !errors.is_empty() => Err(Error::BatchWritesRefused {
-            id: migration.unwrap_or("-").to_owned(),
+            migration: migration.and_then(MigrationId::parse_prefixed),
             collection: collection.to_owned(),
             refused: errors.len(),
             first: match &errors[0] {

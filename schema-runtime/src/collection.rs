@@ -47,7 +47,7 @@ impl ValidationAction {
 
 /// What an `ensure_*` call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CollectionChange {
     /// The collection was created.
     Created,
     /// The collection existed and was changed.
@@ -83,12 +83,12 @@ pub async fn ensure_collection(
     database: &Database,
     name: &str,
     options: Document,
-) -> Result<Outcome> {
+) -> Result<CollectionChange> {
     if collection_info(database, name, None).await?.is_some() {
-        return Ok(Outcome::Unchanged);
+        return Ok(CollectionChange::Unchanged);
     }
     create(database, name, options, None).await?;
-    Ok(Outcome::Created)
+    Ok(CollectionChange::Created)
 }
 
 async fn create(
@@ -126,7 +126,7 @@ pub async fn ensure_validator(
     validator: Document,
     level: ValidationLevel,
     action: ValidationAction,
-) -> Result<Outcome> {
+) -> Result<CollectionChange> {
     ensure_validator_for(database, collection, validator, level, action, None).await
 }
 
@@ -137,7 +137,7 @@ pub(crate) async fn ensure_validator_for(
     level: ValidationLevel,
     action: ValidationAction,
     migration: Option<&str>,
-) -> Result<Outcome> {
+) -> Result<CollectionChange> {
     let wanted = doc! {
         "validator": validator.clone(),
         "validationLevel": level.as_str(),
@@ -146,7 +146,7 @@ pub(crate) async fn ensure_validator_for(
     match collection_info(database, collection, migration).await? {
         None => {
             create(database, collection, wanted, migration).await?;
-            Ok(Outcome::Created)
+            Ok(CollectionChange::Created)
         }
         Some(info) => {
             let options = info.get_document("options").cloned().unwrap_or_default();
@@ -154,7 +154,7 @@ pub(crate) async fn ensure_validator_for(
                 && options.get_str("validationLevel").unwrap_or("strict") == level.as_str()
                 && options.get_str("validationAction").unwrap_or("error") == action.as_str();
             if same {
-                return Ok(Outcome::Unchanged);
+                return Ok(CollectionChange::Unchanged);
             }
             let mut command = doc! { "collMod": collection };
             command.extend(wanted);
@@ -166,7 +166,7 @@ pub(crate) async fn ensure_validator_for(
                     e,
                 )
             })?;
-            Ok(Outcome::Updated)
+            Ok(CollectionChange::Updated)
         }
     }
 }

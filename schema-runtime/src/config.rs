@@ -29,7 +29,7 @@ use crate::redact::scrub;
 /// The settings of a process.
 ///
 /// ```
-/// use schema_runtime::config::Settings;
+/// use schema_runtime::Settings;
 ///
 /// let env = |name: &str| match name {
 ///     "MONGODB_URI" => Some("mongodb://app:pw@db.internal:27017/shop".to_owned()),

@@ -3,8 +3,11 @@
 use mongodb::{Collection, Database};
 
 use crate::collection::{ValidationAction, ValidationLevel};
+use schema_id::MigrationId;
+
 use crate::error::Result;
 use crate::indexes::{IndexReport, IndexSpec};
+use crate::store::CheckpointTarget;
 use crate::{collection, indexes};
 
 /// The context a migration runs in: the database and, for a migration that runs in a
@@ -27,10 +30,10 @@ use crate::{collection, indexes};
 /// ```
 pub struct MigrationContext {
     database: Database,
-    migration: Option<String>,
+    migration: Option<MigrationId>,
     session: Option<mongodb::ClientSession>,
     progress_bars: bool,
-    checkpoint: Option<crate::batch::CheckpointTarget>,
+    checkpoint: Option<CheckpointTarget>,
 }
 
 impl MigrationContext {
@@ -45,21 +48,21 @@ impl MigrationContext {
         }
     }
 
-    pub(crate) fn for_migration(database: Database, id: &str, progress_bars: bool) -> Self {
+    pub(crate) fn for_migration(database: Database, id: &MigrationId, progress_bars: bool) -> Self {
         MigrationContext {
             database,
-            migration: Some(id.to_owned()),
+            migration: Some(id.clone()),
             session: None,
             progress_bars,
             checkpoint: None,
         }
     }
 
-    pub(crate) fn set_checkpoint_target(&mut self, target: crate::batch::CheckpointTarget) {
+    pub(crate) fn set_checkpoint_target(&mut self, target: CheckpointTarget) {
         self.checkpoint = Some(target);
     }
 
-    pub(crate) fn checkpoint_target(&self) -> Option<&crate::batch::CheckpointTarget> {
+    pub(crate) fn checkpoint_target(&self) -> Option<&CheckpointTarget> {
         self.checkpoint.as_ref()
     }
 
@@ -79,8 +82,8 @@ impl MigrationContext {
     }
 
     /// The id of the migration being run (`None` for a context made with [`MigrationContext::new`]).
-    pub fn migration_id(&self) -> Option<&str> {
-        self.migration.as_deref()
+    pub fn migration_id(&self) -> Option<&MigrationId> {
+        self.migration.as_ref()
     }
 
     /// The session of the transaction the migration runs in (`#[migration(transaction)]`), if it
@@ -113,7 +116,7 @@ impl MigrationContext {
             &self.database,
             collection,
             indexes,
-            self.migration.as_deref(),
+            self.migration.as_ref().map(MigrationId::as_str),
         )
         .await
     }
@@ -125,14 +128,14 @@ impl MigrationContext {
         validator: bson::Document,
         level: ValidationLevel,
         action: ValidationAction,
-    ) -> Result<collection::Outcome> {
+    ) -> Result<collection::CollectionChange> {
         collection::ensure_validator_for(
             &self.database,
             collection,
             validator,
             level,
             action,
-            self.migration.as_deref(),
+            self.migration.as_ref().map(MigrationId::as_str),
         )
         .await
     }

@@ -22,7 +22,7 @@ impl Deployment {
     ///
     /// ```
     /// use schema_runtime::bson::doc;
-    /// use schema_runtime::deployment::Deployment;
+    /// use schema_runtime::Deployment;
     ///
     /// assert_eq!(Deployment::from_hello(&doc! { "isWritablePrimary": true }), Deployment::Standalone);
     /// assert_eq!(Deployment::from_hello(&doc! { "setName": "rs0" }), Deployment::ReplicaSet);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
 use mongodb::Database;
+use schema_id::MigrationId;
 
 use crate::error::{Error, Result};
 
@@ -195,7 +196,7 @@ pub(crate) async fn ensure_indexes_for(
                         name: spec.name().to_owned(),
                         existing: Box::new(existing),
                         requested: Box::new(requested),
-                        migration: migration.map(str::to_owned),
+                        migration: migration.and_then(MigrationId::parse_prefixed),
                     });
                 }
                 report.unchanged.push(spec.name().to_owned());

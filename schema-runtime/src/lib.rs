@@ -23,26 +23,32 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The modules, one concern each: [`registry`] (what this binary holds), [`store`] (the
-//! `schema_versions` records), [`plan`] (what is applied, pending, changed or unknown),
-//! [`lock`] (the lease lock with fencing), [`deployment`] (what `hello` says),
-//! [`migrator`] (applying), [`indexes`] and [`collection`] (idempotent helpers), [`error`].
+//! The modules, one concern each (private; everything a user needs is re-exported here):
+//! `registry` (what this binary holds), `store` (the `schema_versions` records), `plan` (what
+//! is applied, pending, changed or unknown), `lock` (the lease lock with fencing),
+//! `migrator` (the builder; its `check`, `wait`, `exec`, `startup`, `operations` and `report`
+//! files are the policy check, the wait for the lock, running one migration, the bounded first
+//! read, the operator commands and the results), `context` and `batch` (what a migration
+//! function gets), `indexes` and `collection` (idempotent helpers), `deployment` (what `hello`
+//! says), `config` (settings from the environment), `error` and `redact` (errors that never show
+//! a password), `wire` (driver-level helpers, a leaf). [`cli`] is public: it is the embedded
+//! command line.
 
-pub mod batch;
+mod batch;
 pub mod cli;
-pub mod collection;
-pub mod config;
-pub mod context;
-pub mod deployment;
-pub mod error;
-pub mod indexes;
-pub mod lock;
-pub mod migrator;
-pub mod operations;
-pub mod plan;
-pub mod redact;
-pub mod registry;
-pub mod store;
+mod collection;
+mod config;
+mod context;
+mod deployment;
+mod error;
+mod indexes;
+mod lock;
+mod migrator;
+mod plan;
+mod redact;
+mod registry;
+mod store;
+mod wire;
 
 pub use bson;
 pub use mongodb;
@@ -50,19 +56,22 @@ pub use schema_id::{IdError, MigrationId};
 
 pub use batch::{BatchReport, Batches};
 pub use collection::{
-    Outcome, ValidationAction, ValidationLevel, ensure_collection, ensure_validator,
+    CollectionChange, ValidationAction, ValidationLevel, collection_info, ensure_collection,
+    ensure_validator,
 };
 pub use config::Settings;
 pub use context::MigrationContext;
 pub use deployment::Deployment;
 pub use error::{BoxError, Cause, Error, ErrorClass, Result};
-pub use indexes::{IndexReport, IndexSpec, ensure_indexes};
-pub use lock::{LeaseLock, LockHolder, LockState, Unlocked};
-pub use migrator::{AppliedMigration, ChecksumPolicy, Migrator, Report, Warning};
-pub use operations::{Finding, Status};
+pub use indexes::{IndexReport, IndexSpec, ensure_indexes, list_indexes};
+pub use lock::{LockHolder, LockState, Unlocked};
+pub use migrator::{
+    AppliedMigration, ChecksumPolicy, Finding, Health, Migrator, Report, Warning, defaults,
+};
 pub use plan::{ChecksumStatus, EntryState, Plan, PlanEntry};
+pub use redact::{remember_secret, scrub};
 pub use registry::{Migration, Registry};
-pub use store::{MigrationRecord, RecordState, VersionStore};
+pub use store::{MigrationRecord, RecordState};
 
 /// What a migration function returns: `Ok(())`, or any error (`?` converts driver errors, this
 /// crate's [`Error`], `anyhow::Error`, `String`, ...).

@@ -35,23 +35,28 @@ use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
 use mongodb::options::{CollectionOptions, ReadConcern, ReturnDocument, WriteConcern};
 use mongodb::{Collection, Database};
+use schema_id::MigrationId;
 use tokio::sync::watch;
 
 use crate::error::driver::is_duplicate_key;
 use crate::error::{Error, Result};
+use crate::wire::read_i64;
 
 /// The `_id` of the lease document.
-pub const LOCK_ID: &str = "migrations";
+pub(crate) const LOCK_ID: &str = "migrations";
 
 /// An `expires_at` further ahead than this is taken as corrupt, so that a bad document cannot
 /// hold the lock for ever.
+/// How many times `unlock --force` tries when the document keeps changing under it.
+const FORCE_ATTEMPTS: u32 = 5;
+
 const SANE_LEASE_MS: i64 = 24 * 3600 * 1000;
 
 /// The owner written by `unlock --force` over a live holder, until that holder's lease ends.
 const FORCED_OWNER_PREFIX: &str = "unlock --force";
 
 /// The name of the lock collection that goes with a versions collection.
-pub fn lock_collection_name(versions: &str) -> String {
+pub(crate) fn lock_collection_name(versions: &str) -> String {
     format!("{versions}_lock")
 }
 
@@ -264,7 +269,7 @@ pub struct Unlocked {
 
 /// The lease lock of one versions collection.
 #[derive(Debug, Clone)]
-pub struct LeaseLock {
+pub(crate) struct LeaseLock {
     collection: Collection<Document>,
     versions: Collection<Document>,
     lease: Duration,
@@ -273,7 +278,7 @@ pub struct LeaseLock {
 
 impl LeaseLock {
     /// The lock that goes with versions collection `versions` in `database`.
-    pub fn new(database: &Database, versions: &str, lease: Duration) -> Self {
+    pub(crate) fn new(database: &Database, versions: &str, lease: Duration) -> Self {
         let options = CollectionOptions::builder()
             .read_concern(ReadConcern::majority())
             .write_concern(WriteConcern::majority())
@@ -285,16 +290,11 @@ impl LeaseLock {
             lease,
             owner: format!(
                 "{}:{}:{:016x}",
-                crate::store::host(),
+                crate::wire::host(),
                 std::process::id(),
                 fastrand::u64(..)
             ),
         }
-    }
-
-    /// This process's owner string.
-    pub fn owner(&self) -> &str {
-        &self.owner
     }
 
     fn lease_ms(&self) -> i64 {
@@ -304,7 +304,7 @@ impl LeaseLock {
     /// Takes the lease if it is free, expired or unreadable; `None` when another process holds
     /// it. The new fence is above both the document's and `floor` (the highest fence in the
     /// records).
-    pub async fn try_acquire(&self, floor: i64) -> Result<Option<Lease>> {
+    pub(crate) async fn try_acquire(&self, floor: i64) -> Result<Option<Lease>> {
         let filter = doc! {
             "_id": LOCK_ID,
             "$or": [
@@ -323,8 +323,8 @@ impl LeaseLock {
                 "acquired_at": "$$NOW",
                 "renewed_at": "$$NOW",
                 "expires_at": { "$add": ["$$NOW", self.lease_ms()] },
-                "host": crate::store::host(),
-                "pid": i64::from(std::process::id()),
+                "host": crate::wire::host(),
+                "pid": crate::wire::pid(),
             }
         }];
         let sent = Instant::now();
@@ -408,7 +408,7 @@ impl LeaseLock {
     }
 
     /// The lease document and whether it is held, with the server's clock (one `aggregate`).
-    pub async fn state(&self) -> Result<LockState> {
+    pub(crate) async fn state(&self) -> Result<LockState> {
         let failed = |e| {
             Error::database(
                 format!("reading the migration lock in {}", self.collection.name()),
@@ -447,12 +447,6 @@ impl LeaseLock {
                 server_now: bson::DateTime::now(),
             },
         })
-    }
-
-    /// Who holds the lock now, if anyone does and the lease has not expired.
-    pub async fn holder(&self) -> Result<Option<LockHolder>> {
-        let state = self.state().await?;
-        Ok(if state.held { state.holder() } else { None })
     }
 
     /// The error for a process that waited `waited` for the lock: it names the holder (host,
@@ -511,8 +505,8 @@ impl LeaseLock {
     /// unless `even_if_alive`; then the lock stays closed until that lease would have ended, so
     /// the old holder, at its next renewal, finds the lock gone and stops its migration before
     /// any other process can start one.
-    pub async fn force_release(&self, floor: i64, even_if_alive: bool) -> Result<Unlocked> {
-        for _ in 0..5 {
+    pub(crate) async fn force_release(&self, floor: i64, even_if_alive: bool) -> Result<Unlocked> {
+        for _ in 0..FORCE_ATTEMPTS {
             let state = self.state().await?;
             if state.held && !even_if_alive {
                 return Err(Error::LockHeldByLiveProcess {
@@ -527,7 +521,7 @@ impl LeaseLock {
                 .max(1);
             let by = format!(
                 "{FORCED_OWNER_PREFIX} by {}:{}",
-                crate::store::host(),
+                crate::wire::host(),
                 std::process::id()
             );
             let previous = state.holder();
@@ -574,11 +568,8 @@ impl LeaseLock {
                 });
             }
         }
-        Err(Error::NotApplicable {
-            command: "unlock --force".into(),
-            id: LOCK_ID.into(),
-            problem: "the lock document kept changing while it was being released; try again"
-                .into(),
+        Err(Error::LockChanging {
+            attempts: FORCE_ATTEMPTS,
         })
     }
 
@@ -632,7 +623,7 @@ impl LeaseLock {
 
 /// A held lease. Dropping it without [`Lease::release`] stops the renewals and lets it expire.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     lock: LeaseLock,
     fence: i64,
     lost: watch::Receiver<Option<String>>,
@@ -643,17 +634,17 @@ pub struct Lease {
 
 impl Lease {
     /// The fencing number of this acquisition.
-    pub fn fence(&self) -> i64 {
+    pub(crate) fn fence(&self) -> i64 {
         self.fence
     }
 
     /// Why the lease was lost, if it was.
-    pub fn lost_reason(&self) -> Option<String> {
+    pub(crate) fn lost_reason(&self) -> Option<String> {
         self.lost.borrow().clone()
     }
 
     /// Resolves when the lease is lost (never, while renewals succeed).
-    pub async fn lost(&self) -> String {
+    pub(crate) async fn lost(&self) -> String {
         let mut lost = self.lost.clone();
         loop {
             if let Some(reason) = lost.borrow_and_update().clone() {
@@ -670,7 +661,7 @@ impl Lease {
     /// and the last successful renewal (counted from when it was sent) leaves at least a sixth of
     /// the lease. A process that was paused past its lease finds it run out here, before it runs
     /// anything; the server agrees, since it computed the expiry from a later moment.
-    pub fn ensure_held(&self, migration: Option<&str>) -> Result<()> {
+    pub(crate) fn ensure_held(&self, migration: Option<&str>) -> Result<()> {
         if let Some(reason) = self.lost_reason() {
             return Err(self.lost_error(migration, reason));
         }
@@ -689,7 +680,7 @@ impl Lease {
     }
 
     /// Checks with the server that this process still holds an unexpired lease (one `find`).
-    pub async fn verify(&self, migration: Option<&str>) -> Result<()> {
+    pub(crate) async fn verify(&self, migration: Option<&str>) -> Result<()> {
         if let Some(reason) = self.lost_reason() {
             return Err(self.lost_error(migration, reason));
         }
@@ -716,7 +707,7 @@ impl Lease {
 
     pub(crate) fn lost_error(&self, migration: Option<&str>, reason: String) -> Error {
         Error::LockLost {
-            migration: migration.map(str::to_owned),
+            migration: migration.and_then(MigrationId::parse_prefixed),
             fence: self.fence,
             reason,
             applied_before: Vec::new(),
@@ -724,7 +715,7 @@ impl Lease {
     }
 
     /// Stops renewing and frees the lease (only if it is still ours).
-    pub async fn release(self) -> Result<()> {
+    pub(crate) async fn release(self) -> Result<()> {
         self.renewer.abort();
         self.lock
             .collection
@@ -806,17 +797,6 @@ async fn renew_until_lost(
     }
 }
 
-/// An integer from a BSON number; `None` for anything else (a string, a NaN, a fraction beyond
-/// the range of `i64`).
-pub(crate) fn read_i64(value: Option<&Bson>) -> Option<i64> {
-    match value? {
-        Bson::Int32(n) => Some(i64::from(*n)),
-        Bson::Int64(n) => Some(*n),
-        Bson::Double(n) if n.is_finite() && n.abs() < 9.0e18 => Some(*n as i64),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,13 +824,5 @@ mod tests {
         let far = state(doc! { "owner": "a", "fence": 1,
         "expires_at": bson::DateTime::from_millis(1_000_000 + 2 * SANE_LEASE_MS) });
         assert_eq!(far.problems().len(), 1, "{:?}", far.problems());
-    }
-
-    #[test]
-    fn numbers_from_outside_never_panic() {
-        assert_eq!(read_i64(Some(&Bson::Double(f64::NAN))), None);
-        assert_eq!(read_i64(Some(&Bson::Double(1e300))), None);
-        assert_eq!(read_i64(Some(&Bson::Int64(i64::MAX))), Some(i64::MAX));
-        assert_eq!(read_i64(Some(&Bson::String("1".into()))), None);
     }
 }

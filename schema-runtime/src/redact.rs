@@ -41,7 +41,7 @@ pub fn remember_secret(secret: &str) {
 /// secret, with `***`.
 ///
 /// ```
-/// use schema_runtime::redact::scrub;
+/// use schema_runtime::scrub;
 /// assert_eq!(
 ///     scrub("cannot reach mongodb://app:s3cret@db.example:27017/prod"),
 ///     "cannot reach mongodb://app:***@db.example:27017/prod"
@@ -97,7 +97,7 @@ fn scrub_uris(text: &str) -> String {
 
 /// Installs (once per process) a panic hook that prints a panic whose message holds a password
 /// with the password removed; other panics go to the hook that was there before.
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();

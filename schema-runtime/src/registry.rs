@@ -8,6 +8,7 @@ use schema_id::MigrationId;
 
 use crate::context::MigrationContext;
 use crate::error::{BoxError, Error, Result};
+use crate::store::Declared;
 
 /// The future a registered migration returns.
 pub type MigrationFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
@@ -95,6 +96,15 @@ impl Migration {
         self.down.map(|down| down(context))
     }
 
+    /// What its record says of it.
+    pub(crate) fn declared(&self) -> Declared<'static> {
+        Declared {
+            description: self.description(),
+            checksum: self.checksum(),
+            function: self.function(),
+        }
+    }
+
     /// `module::function`, for messages.
     pub fn function(&self) -> String {
         format!("{}::{}", self.meta.module, self.meta.function)
@@ -169,7 +179,7 @@ impl Registry {
         if let Some(pair) = keyed.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(Error::DuplicateId {
                 group: group.to_owned(),
-                id: pair[0].0.to_string(),
+                id: pair[0].0.clone(),
                 first: pair[0].1.location(),
                 second: pair[1].1.location(),
             });

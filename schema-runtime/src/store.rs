@@ -24,11 +24,10 @@ use schema_id::MigrationId;
 
 use crate::error::driver::is_duplicate_key;
 use crate::error::{Error, Result};
-use crate::lock::read_i64;
-use crate::registry::Migration;
+use crate::wire::{host, pid, read_i64};
 
 /// The collection records are kept in unless configured otherwise.
-pub const DEFAULT_COLLECTION: &str = "schema_versions";
+pub(crate) const DEFAULT_COLLECTION: &str = "schema_versions";
 
 /// The first batch of the applied-set query holds every record, so that reading it is a single
 /// command; the server caps a batch at 16 MiB, about 40,000 records.
@@ -144,15 +143,33 @@ impl MigrationRecord {
     }
 }
 
+/// Where a running migration keeps its checkpoints: its record, written under the lock's fence.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckpointTarget {
+    pub store: VersionStore,
+    pub key: String,
+    pub fence: i64,
+}
+
+/// What a record says of the migration it stands for: written at each start and baseline, so
+/// that a later run can tell an edited body (the checksum) from another migration under the same
+/// id (the function and description). The store knows nothing else of migrations.
+#[derive(Debug, Clone)]
+pub(crate) struct Declared<'a> {
+    pub description: &'a str,
+    pub checksum: &'a str,
+    pub function: String,
+}
+
 /// Reads and writes `schema_versions` with majority read and write concern.
 #[derive(Debug, Clone)]
-pub struct VersionStore {
+pub(crate) struct VersionStore {
     collection: Collection<Document>,
 }
 
 impl VersionStore {
     /// The store in `database`'s collection `name`.
-    pub fn new(database: &Database, name: &str) -> Self {
+    pub(crate) fn new(database: &Database, name: &str) -> Self {
         let options = CollectionOptions::builder()
             .read_concern(ReadConcern::majority())
             .write_concern(WriteConcern::majority())
@@ -163,12 +180,12 @@ impl VersionStore {
     }
 
     /// The collection's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.collection.name()
     }
 
     /// Every record, in one `find`.
-    pub async fn load(&self) -> Result<Vec<MigrationRecord>> {
+    pub(crate) async fn load(&self) -> Result<Vec<MigrationRecord>> {
         let failed = |e| {
             Error::database(
                 format!("reading the applied migrations from {}", self.name()),
@@ -194,22 +211,22 @@ impl VersionStore {
     /// makes this a [`Error::LockLost`]. An `applied` record is overwritten only to run it
     /// again on purpose (`rerun`, for `redo`): otherwise, when another holder applied the
     /// migration meanwhile, this returns [`Started::AlreadyApplied`].
-    pub async fn start(
+    pub(crate) async fn start(
         &self,
         key: &str,
-        migration: &Migration,
+        migration: &Declared<'_>,
         fence: i64,
         attempt: i64,
         rerun: bool,
     ) -> Result<Started> {
         let update = doc! {
             "$set": {
-                "description": migration.description(),
+                "description": migration.description,
                 "state": RecordState::Running.as_str(),
-                "checksum": migration.checksum(),
-                "function": migration.function(),
+                "checksum": migration.checksum,
+                "function": &migration.function,
                 "host": host(),
-                "pid": i64::from(std::process::id()),
+                "pid": pid(),
                 "fence": fence,
                 "attempts": attempt,
             },
@@ -235,7 +252,7 @@ impl VersionStore {
                     return Ok(Started::AlreadyApplied);
                 }
                 Err(Error::LockLost {
-                    migration: Some(key.to_owned()),
+                    migration: MigrationId::parse_prefixed(key),
                     fence,
                     reason: format!(
                         "its record was last written under fence {}, above this process's: a newer lock holder runs it (if no process does, the record's fence field is corrupt: fix or remove the record)",
@@ -268,7 +285,7 @@ impl VersionStore {
         {
             Ok(_) => Ok(()),
             Err(e) if is_duplicate_key(&e) => Err(Error::LockLost {
-                migration: Some(key.to_owned()),
+                migration: MigrationId::parse_prefixed(key),
                 fence,
                 reason: "its record was written under a newer lock by another process".into(),
                 applied_before: Vec::new(),
@@ -282,7 +299,12 @@ impl VersionStore {
     }
 
     /// Marks `key` applied; called only after its function returned `Ok`, by the holder of `fence`.
-    pub async fn finish_applied(&self, key: &str, fence: i64, duration_ms: i64) -> Result<()> {
+    pub(crate) async fn finish_applied(
+        &self,
+        key: &str,
+        fence: i64,
+        duration_ms: i64,
+    ) -> Result<()> {
         self.update_fenced(
             key,
             fence,
@@ -295,7 +317,7 @@ impl VersionStore {
     }
 
     /// Like [`VersionStore::finish_applied`], inside `session`'s transaction.
-    pub async fn finish_applied_in(
+    pub(crate) async fn finish_applied_in(
         &self,
         session: &mut mongodb::ClientSession,
         key: &str,
@@ -314,7 +336,7 @@ impl VersionStore {
     }
 
     /// Marks `key` failed with the error's text, by the holder of `fence`; never an applied record.
-    pub async fn finish_failed(
+    pub(crate) async fn finish_failed(
         &self,
         key: &str,
         fence: i64,
@@ -358,7 +380,7 @@ impl VersionStore {
 
 impl VersionStore {
     /// The raw record `key`, if there is one.
-    pub async fn read(&self, key: &str) -> Result<Option<Document>> {
+    pub(crate) async fn read(&self, key: &str) -> Result<Option<Document>> {
         self.collection
             .find_one(doc! { "_id": key })
             .await
@@ -373,7 +395,7 @@ impl VersionStore {
 
     /// Stores a batch checkpoint at `field` of `key`'s record, by the holder of `fence`, in
     /// `session`'s transaction when given.
-    pub async fn checkpoint(
+    pub(crate) async fn checkpoint(
         &self,
         key: &str,
         fence: i64,
@@ -393,7 +415,7 @@ impl VersionStore {
     }
 
     /// Removes `key`'s record after its rollback ran, by the holder of `fence`.
-    pub async fn remove(&self, key: &str, fence: i64) -> Result<()> {
+    pub(crate) async fn remove(&self, key: &str, fence: i64) -> Result<()> {
         let result = self
             .collection
             .delete_one(written_by_fence_or_older(key, fence))
@@ -409,15 +431,20 @@ impl VersionStore {
     }
 
     /// Records `migration` as applied without running it (`baseline`), by the holder of `fence`.
-    pub async fn baseline(&self, key: &str, migration: &Migration, fence: i64) -> Result<()> {
+    pub(crate) async fn baseline(
+        &self,
+        key: &str,
+        migration: &Declared<'_>,
+        fence: i64,
+    ) -> Result<()> {
         let update = doc! {
             "$set": {
-                "description": migration.description(),
+                "description": migration.description,
                 "state": RecordState::Applied.as_str(),
-                "checksum": migration.checksum(),
-                "function": migration.function(),
+                "checksum": migration.checksum,
+                "function": &migration.function,
                 "host": host(),
-                "pid": i64::from(std::process::id()),
+                "pid": pid(),
                 "fence": fence,
                 "baseline": true,
             },
@@ -430,7 +457,12 @@ impl VersionStore {
     }
 
     /// Notes on `key`'s (still applied) record that its rollback failed.
-    pub async fn note_rollback_failure(&self, key: &str, fence: i64, message: &str) -> Result<()> {
+    pub(crate) async fn note_rollback_failure(
+        &self,
+        key: &str,
+        fence: i64,
+        message: &str,
+    ) -> Result<()> {
         self.update_fenced(
             key,
             fence,
@@ -476,7 +508,7 @@ fn fenced(matched: u64, key: &str, fence: i64) -> Result<()> {
         Ok(())
     } else {
         Err(Error::LockLost {
-            migration: Some(key.to_owned()),
+            migration: MigrationId::parse_prefixed(key),
             fence,
             reason: format!(
                 "its record is no longer the one this process started under fence {fence}: a newer lock holder started it again"
@@ -488,7 +520,7 @@ fn fenced(matched: u64, key: &str, fence: i64) -> Result<()> {
 
 /// What [`VersionStore::start`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
+pub(crate) enum Started {
     /// The record says running, under this fence: run the function.
     Running,
     /// Another process applied the migration meanwhile; do not run it.
@@ -498,15 +530,11 @@ pub enum Started {
 /// The highest fence among `records`: the floor of the next acquisition of the lock, so that
 /// fences never go back even when the lock document was lost. Absurd values (beyond 2^53) are
 /// ignored here; such a record makes its own start fail with a clear error.
-pub fn highest_fence(records: &[MigrationRecord]) -> i64 {
+pub(crate) fn highest_fence(records: &[MigrationRecord]) -> i64 {
     records
         .iter()
         .filter_map(|r| r.fence)
         .filter(|f| (0..(1_i64 << 53)).contains(f))
         .max()
         .unwrap_or(0)
-}
-
-pub(crate) fn host() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
 }

@@ -124,8 +124,8 @@ async fn unreachable_database() -> mongodb::Database {
 
 #[tokio::test]
 async fn an_unreachable_server_fails_start_up_within_its_bound_and_status_answers_quickly() {
-    assert!(schema_runtime::migrator::defaults::STARTUP_TIMEOUT <= Duration::from_secs(30));
-    assert!(schema_runtime::migrator::defaults::STATUS_TIMEOUT <= Duration::from_secs(2));
+    assert!(schema_runtime::defaults::STARTUP_TIMEOUT <= Duration::from_secs(30));
+    assert!(schema_runtime::defaults::STATUS_TIMEOUT <= Duration::from_secs(2));
     let migrator = Migrator::new(unreachable_database().await)
         .group("errors_class")
         .startup_timeout(Duration::from_millis(1_500));

@@ -5,8 +5,8 @@
 use bson::{Bson, Document, doc};
 use schema_example::migrations::event_json_schema;
 use schema_runtime::Migrator;
-use schema_runtime::collection::collection_info;
-use schema_runtime::indexes::list_indexes;
+use schema_runtime::collection_info;
+use schema_runtime::list_indexes;
 use schema_tests::{TestDb, documents};
 
 /// (collection, index name, keys, unique, sparse, ttl seconds), as the reference creates them.

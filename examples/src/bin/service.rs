@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use schema_runtime::redact::scrub;
+use schema_runtime::scrub;
 use schema_runtime::{Migrator, Registry, Settings};
 
 // The migrations live in this package's library; `link!` makes sure it is linked (and

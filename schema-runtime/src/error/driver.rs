@@ -6,19 +6,19 @@ use mongodb::error::{Error as DriverError, ErrorKind, WriteFailure};
 /// MongoDB error codes this crate treats specially. Names and numbers as in MongoDB's
 /// `error_codes.yml` (<https://www.mongodb.com/docs/manual/reference/error-codes/>).
 pub(crate) mod codes {
-    pub const BAD_VALUE: i32 = 2;
-    pub const FAILED_TO_PARSE: i32 = 9;
-    pub const UNAUTHORIZED: i32 = 13;
-    pub const TYPE_MISMATCH: i32 = 14;
-    pub const AUTHENTICATION_FAILED: i32 = 18;
-    pub const INVALID_OPTIONS: i32 = 72;
-    pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
-    pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
-    pub const WRITE_CONFLICT: i32 = 112;
-    pub const CONFLICTING_OPERATION_IN_PROGRESS: i32 = 117;
-    pub const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
-    pub const NO_SUCH_TRANSACTION: i32 = 251;
-    pub const DUPLICATE_KEY: i32 = 11000;
+    pub(crate) const BAD_VALUE: i32 = 2;
+    pub(crate) const FAILED_TO_PARSE: i32 = 9;
+    pub(crate) const UNAUTHORIZED: i32 = 13;
+    pub(crate) const TYPE_MISMATCH: i32 = 14;
+    pub(crate) const AUTHENTICATION_FAILED: i32 = 18;
+    pub(crate) const INVALID_OPTIONS: i32 = 72;
+    pub(crate) const INDEX_OPTIONS_CONFLICT: i32 = 85;
+    pub(crate) const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
+    pub(crate) const WRITE_CONFLICT: i32 = 112;
+    pub(crate) const CONFLICTING_OPERATION_IN_PROGRESS: i32 = 117;
+    pub(crate) const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
+    pub(crate) const NO_SUCH_TRANSACTION: i32 = 251;
+    pub(crate) const DUPLICATE_KEY: i32 = 11000;
 }
 
 /// The label MongoDB puts on an error after which the whole transaction may be retried.

@@ -16,6 +16,8 @@ use bson::Document;
 pub use cause::Cause;
 pub use driver::ErrorClass;
 
+use schema_id::MigrationId;
+
 use crate::redact::scrub;
 
 /// The error type of migrations: anything that converts into it can be returned with `?`.
@@ -31,7 +33,7 @@ pub enum Error {
         /// The group both migrations are in.
         group: String,
         /// The id both use.
-        id: String,
+        id: MigrationId,
         /// The first function, as `module::function (file:line)`.
         first: String,
         /// The second function.
@@ -41,17 +43,17 @@ pub enum Error {
     /// A pending migration has a lower id than one the database has already applied.
     OutOfOrder {
         /// The pending migration.
-        id: String,
+        id: MigrationId,
         /// Its description.
         description: String,
         /// The highest id the database has applied.
-        highest_applied: String,
+        highest_applied: MigrationId,
     },
 
     /// Applied migrations whose code changed, refused by [`ChecksumPolicy::Fail`](crate::ChecksumPolicy::Fail).
     ChecksumMismatch {
         /// The changed migration.
-        id: String,
+        id: MigrationId,
         /// Its description.
         description: String,
         /// The checksum stored when it was applied.
@@ -64,7 +66,7 @@ pub enum Error {
     /// after it ran, and it is retried on the next start.
     MigrationFailed {
         /// The failed migration.
-        id: String,
+        id: MigrationId,
         /// Its description.
         description: String,
         /// Which attempt this was (1 for the first).
@@ -74,7 +76,7 @@ pub enum Error {
         /// The error the migration returned (its whole chain, scrubbed), or the panic's message.
         source: Option<Box<Cause>>,
         /// What this run applied before it, in order.
-        applied_before: Vec<String>,
+        applied_before: Vec<MigrationId>,
     },
 
     /// A migration ran past its time limit (`#[migration(timeout = "...")]` or
@@ -82,7 +84,7 @@ pub enum Error {
     /// it was (a transaction is aborted), recorded as failed, and is retried on the next start.
     MigrationTimedOut {
         /// The migration.
-        id: String,
+        id: MigrationId,
         /// Its description.
         description: String,
         /// Which attempt this was.
@@ -90,7 +92,7 @@ pub enum Error {
         /// The limit it ran past.
         limit: Duration,
         /// What this run applied before it, in order.
-        applied_before: Vec<String>,
+        applied_before: Vec<MigrationId>,
     },
 
     /// A command to the server failed.
@@ -98,13 +100,13 @@ pub enum Error {
         /// What was being done, such as "reading schema_versions".
         operation: String,
         /// The migration it was done for, if any.
-        migration: Option<String>,
+        migration: Option<MigrationId>,
         /// The driver's error as text (code, code name and message), scrubbed.
         source: Cause,
         /// The driver's error, for code that inspects it ([`Error::driver_error`]).
         driver: Box<mongodb::error::Error>,
         /// What this run applied before the failure, in order.
-        applied_before: Vec<String>,
+        applied_before: Vec<MigrationId>,
     },
 
     /// An index with the requested name exists with another definition.
@@ -118,7 +120,7 @@ pub enum Error {
         /// What was asked for.
         requested: Box<Document>,
         /// The migration that asked, if known.
-        migration: Option<String>,
+        migration: Option<MigrationId>,
     },
 
     /// A `schema_versions` document cannot be read.
@@ -136,13 +138,13 @@ pub enum Error {
     /// the lock document was deleted. The reason says which. It stopped and recorded nothing more.
     LockLost {
         /// The migration that was running, if any.
-        migration: Option<String>,
+        migration: Option<MigrationId>,
         /// This process's fencing number.
         fence: i64,
         /// What happened.
         reason: String,
         /// What this run applied before it lost the lock, in order.
-        applied_before: Vec<String>,
+        applied_before: Vec<MigrationId>,
     },
 
     /// Another process held the lock for longer than this process would wait.
@@ -157,7 +159,7 @@ pub enum Error {
     /// A migration asks for a transaction and the deployment cannot run one.
     TransactionsUnsupported {
         /// The migration.
-        id: String,
+        id: MigrationId,
         /// Its description.
         description: String,
     },
@@ -165,7 +167,7 @@ pub enum Error {
     /// A pending migration is `destructive` and this run may not apply destructive migrations.
     DestructiveNotAllowed {
         /// The migration.
-        id: String,
+        id: MigrationId,
         /// Its description.
         description: String,
     },
@@ -173,11 +175,11 @@ pub enum Error {
     /// `down` reached an applied migration that has no rollback function.
     NoRollback {
         /// The migration.
-        id: String,
+        id: MigrationId,
         /// Its description.
         description: String,
         /// What was rolled back before it.
-        rolled_back: Vec<String>,
+        rolled_back: Vec<MigrationId>,
     },
 
     /// An id given to a command is not registered, or not in the state the command needs.
@@ -185,7 +187,7 @@ pub enum Error {
         /// The command.
         command: String,
         /// The id it was given.
-        id: String,
+        id: MigrationId,
         /// What is wrong and what to do.
         problem: String,
     },
@@ -203,7 +205,7 @@ pub enum Error {
     /// (its function and its description both differ): two branches used the same id.
     DifferentMigration {
         /// The id.
-        id: String,
+        id: MigrationId,
         /// The function that the database recorded.
         recorded_function: String,
         /// The description that the database recorded.
@@ -217,7 +219,14 @@ pub enum Error {
     /// `ctx.batches(...)` was called in a migration that runs in a transaction.
     BatchesInTransaction {
         /// The migration.
-        id: String,
+        migration: Option<MigrationId>,
+    },
+
+    /// `unlock --force` kept finding the lock document changed under it (another process took
+    /// or renewed the lock at the same moment, every time).
+    LockChanging {
+        /// How many times it tried.
+        attempts: u32,
     },
 
     /// `unlock --force` found a holder that renewed its lease recently, so is probably alive.
@@ -237,8 +246,8 @@ pub enum Error {
     /// The server refused some updates of a batch (`ctx.batches(...)`); the batch and its
     /// checkpoint were not written.
     BatchWritesRefused {
-        /// The migration.
-        id: String,
+        /// The migration, when the context belongs to one.
+        migration: Option<MigrationId>,
         /// The collection walked.
         collection: String,
         /// How many updates of the batch were refused.
@@ -262,19 +271,27 @@ pub enum Error {
     },
 }
 
-fn migration_suffix(migration: &Option<String>) -> String {
+fn migration_suffix(migration: &Option<MigrationId>) -> String {
     match migration {
         Some(id) => format!(" (migration {id})"),
         None => String::new(),
     }
 }
 
-fn applied_suffix(applied: &[String]) -> String {
+fn applied_suffix(applied: &[MigrationId]) -> String {
     if applied.is_empty() {
         String::new()
     } else {
-        format!(" (this run applied {} before that)", applied.join(", "))
+        format!(" (this run applied {} before that)", join(applied))
     }
+}
+
+/// Ids separated by commas.
+fn join(ids: &[MigrationId]) -> String {
+    ids.iter()
+        .map(MigrationId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Error {
@@ -285,7 +302,7 @@ impl Error {
     ) -> Self {
         Error::Database {
             operation: operation.into(),
-            migration: migration.map(str::to_owned),
+            migration: migration.and_then(MigrationId::parse_prefixed),
             source: Cause::of(&source),
             driver: Box::new(source),
             applied_before: Vec::new(),
@@ -306,7 +323,7 @@ impl Error {
     }
 
     /// Notes that the run applied `applied` before this error stopped it.
-    pub(crate) fn after_applying(mut self, applied: &[String]) -> Self {
+    pub(crate) fn after_applying(mut self, applied: &[MigrationId]) -> Self {
         match &mut self {
             Error::MigrationFailed { applied_before, .. }
             | Error::MigrationTimedOut { applied_before, .. }
@@ -430,7 +447,7 @@ impl Error {
                 if rolled_back.is_empty() {
                     String::new()
                 } else {
-                    format!(" after rolling back {}", rolled_back.join(", "))
+                    format!(" after rolling back {}", join(rolled_back))
                 }
             ),
             Error::NotApplicable {
@@ -458,8 +475,12 @@ impl Error {
             } => format!(
                 "migration {id} in the database is not the one this binary registers under that id: recorded {recorded_function} ({recorded_description:?}), registered {registered_function} ({registered_description:?}); nothing was run. Two branches used the same id: give the registered one a new id above the highest applied one, so that it runs. If the recorded migration is truly the same one, renamed, allow it with `Migrator::allow_reused_ids(true)`"
             ),
-            Error::BatchesInTransaction { id } => format!(
-                "migration {id} runs in a transaction, and batches commit each batch with its checkpoint in a transaction of their own, which cannot be nested in the migration's; nothing was written by the batches. Remove `transaction` from the migration (each batch is still atomic with its checkpoint), or write its updates with `ctx.session()`"
+            Error::BatchesInTransaction { migration } => format!(
+                "migration {} runs in a transaction, and batches commit each batch with its checkpoint in a transaction of their own, which cannot be nested in the migration's; nothing was written by the batches. Remove `transaction` from the migration (each batch is still atomic with its checkpoint), or write its updates with `ctx.session()`",
+                migration.as_ref().map_or("(unnamed)", MigrationId::as_str)
+            ),
+            Error::LockChanging { attempts } => format!(
+                "the migration lock document changed under `unlock --force` {attempts} times in a row (another process is taking or renewing it right now); nothing was released. Look at `migrate status`, then try again"
             ),
             Error::LockHeldByLiveProcess { holder } => format!(
                 "the migration lock is held by a process that looks alive: {}. Releasing it would let another process run the same migration at the same time. Wait for it, stop that process, or if it is stuck insist with `migrate unlock --force --even-if-alive`",
@@ -470,12 +491,15 @@ impl Error {
                 ErrorClass::Unreachable.advice()
             ),
             Error::BatchWritesRefused {
-                id,
+                migration,
                 collection,
                 refused,
                 first,
             } => format!(
-                "migration {id}: the server refused {refused} update(s) of a batch over {collection:?}, the first: {first}; the batch and its checkpoint were not written. Make the transformation produce updates the collection accepts (its validator, unique indexes), then start again: it resumes at the last checkpoint"
+                "{}the server refused {refused} update(s) of a batch over {collection:?}, the first: {first}; the batch and its checkpoint were not written. Make the transformation produce updates the collection accepts (its validator, unique indexes), then start again: it resumes at the last checkpoint",
+                migration
+                    .as_ref()
+                    .map_or(String::new(), |id| format!("migration {id}: "))
             ),
             Error::Output { problem } => format!("cannot write the command's output: {problem}"),
             Error::Config { setting, problem } => {
@@ -483,6 +507,10 @@ impl Error {
             }
         }
     }
+
+    /// How many variants [`Error::variant`] names (checked by the tests).
+    #[cfg(test)]
+    const VARIANT_COUNT: usize = 23;
 
     fn variant(&self) -> &'static str {
         match self {
@@ -503,6 +531,7 @@ impl Error {
             Error::NoMigrations { .. } => "NoMigrations",
             Error::DifferentMigration { .. } => "DifferentMigration",
             Error::BatchesInTransaction { .. } => "BatchesInTransaction",
+            Error::LockChanging { .. } => "LockChanging",
             Error::LockHeldByLiveProcess { .. } => "LockHeldByLiveProcess",
             Error::TimedOut { .. } => "TimedOut",
             Error::BatchWritesRefused { .. } => "BatchWritesRefused",
@@ -512,7 +541,7 @@ impl Error {
     }
 }
 
-/// The message, with every password removed (see [`crate::redact`]).
+/// The message, with every password removed (see [`scrub`](crate::scrub)).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&scrub(&self.render()))
@@ -575,48 +604,49 @@ mod tests {
     fn no_variant_shows_a_password() {
         crate::redact::remember_secret(SECRET);
         let s = || format!("mongodb://u:{SECRET}@h/db and {SECRET}");
+        let id = || MigrationId::parse("0007").unwrap();
         let cause = || Some(Box::new(Cause::of(&Leaky)));
         let driver = mongodb::error::Error::custom(s());
         let every = vec![
             Error::DuplicateId {
                 group: s(),
-                id: s(),
+                id: id(),
                 first: s(),
                 second: s(),
             },
             Error::OutOfOrder {
-                id: s(),
+                id: id(),
                 description: s(),
-                highest_applied: s(),
+                highest_applied: id(),
             },
             Error::ChecksumMismatch {
-                id: s(),
+                id: id(),
                 description: s(),
                 recorded: s(),
                 current: s(),
             },
             Error::MigrationFailed {
-                id: s(),
+                id: id(),
                 description: s(),
                 attempt: 1,
                 message: s(),
                 source: cause(),
-                applied_before: vec![s()],
+                applied_before: vec![id()],
             },
             Error::MigrationTimedOut {
-                id: s(),
+                id: id(),
                 description: s(),
                 attempt: 1,
                 limit: Duration::from_secs(1),
-                applied_before: vec![s()],
+                applied_before: vec![id()],
             },
-            Error::database(s(), Some(&s()), driver).after_applying(&[s()]),
+            Error::database(s(), Some(&s()), driver).after_applying(&[id()]),
             Error::IndexConflict {
                 collection: s(),
                 name: s(),
                 existing: Box::new(bson::doc! { "k": s() }),
                 requested: Box::new(bson::doc! { "k": s() }),
-                migration: Some(s()),
+                migration: Some(id()),
             },
             Error::BadRecord {
                 id: s(),
@@ -624,31 +654,31 @@ mod tests {
                 problem: s(),
             },
             Error::LockLost {
-                migration: Some(s()),
+                migration: Some(id()),
                 fence: 1,
                 reason: s(),
-                applied_before: vec![s()],
+                applied_before: vec![id()],
             },
             Error::LockTimeout {
                 waited: Duration::from_secs(1),
                 holder: s(),
             },
             Error::TransactionsUnsupported {
-                id: s(),
+                id: id(),
                 description: s(),
             },
             Error::DestructiveNotAllowed {
-                id: s(),
+                id: id(),
                 description: s(),
             },
             Error::NoRollback {
-                id: s(),
+                id: id(),
                 description: s(),
-                rolled_back: vec![s()],
+                rolled_back: vec![id()],
             },
             Error::NotApplicable {
                 command: s(),
-                id: s(),
+                id: id(),
                 problem: s(),
             },
             Error::NoMigrations {
@@ -656,24 +686,38 @@ mod tests {
                 registered_groups: vec![s()],
             },
             Error::DifferentMigration {
-                id: s(),
+                id: id(),
                 recorded_function: s(),
                 recorded_description: s(),
                 registered_function: s(),
                 registered_description: s(),
             },
-            Error::BatchesInTransaction { id: s() },
+            Error::BatchesInTransaction {
+                migration: Some(id()),
+            },
+            Error::LockChanging { attempts: 3 },
             Error::LockHeldByLiveProcess { holder: s() },
             Error::TimedOut {
                 operation: s(),
                 limit: Duration::from_secs(1),
             },
+            Error::BatchWritesRefused {
+                migration: Some(id()),
+                collection: s(),
+                refused: 1,
+                first: s(),
+            },
+            Error::Output { problem: s() },
             Error::Config {
                 setting: s(),
                 problem: s(),
             },
         ];
-        assert_eq!(every.len(), 20, "every variant is here");
+        // `variant()` matches every variant without a wildcard, so a new variant cannot be added
+        // without naming it there; here each name must appear once.
+        let names: std::collections::BTreeSet<&str> = every.iter().map(Error::variant).collect();
+        assert_eq!(names.len(), every.len(), "each variant once");
+        assert_eq!(names.len(), Error::VARIANT_COUNT, "every variant is here");
         for error in &every {
             let mut texts = vec![
                 error.to_string(),

@@ -42,7 +42,7 @@ impl Migrator {
         for (entry, record) in plan.diverged() {
             if !self.allow_reused_ids {
                 return Err(Error::DifferentMigration {
-                    id: entry.id.to_string(),
+                    id: entry.id.clone(),
                     recorded_function: record.function.clone().unwrap_or_default(),
                     recorded_description: record.description.clone().unwrap_or_default(),
                     registered_function: entry.migration.function(),
@@ -59,7 +59,7 @@ impl Migrator {
             && let Some(entry) = plan.pending_up_to(to).find(|e| e.migration.destructive())
         {
             return Err(Error::DestructiveNotAllowed {
-                id: entry.id.to_string(),
+                id: entry.id.clone(),
                 description: entry.migration.description().to_owned(),
             });
         }
@@ -67,7 +67,7 @@ impl Migrator {
             match self.checksum_policy {
                 ChecksumPolicy::Fail => {
                     return Err(Error::ChecksumMismatch {
-                        id: entry.id.to_string(),
+                        id: entry.id.clone(),
                         description: entry.migration.description().to_owned(),
                         recorded: recorded.to_owned(),
                         current: entry.migration.checksum().to_owned(),
@@ -92,9 +92,9 @@ impl Migrator {
             )
         {
             return Err(Error::OutOfOrder {
-                id: entry.id.to_string(),
+                id: entry.id.clone(),
                 description: entry.migration.description().to_owned(),
-                highest_applied: highest.to_string(),
+                highest_applied: highest.clone(),
             });
         }
         for record in &plan.unknown {

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use mongodb::ClientSession;
-use mongodb::options::{ReadConcern, WriteConcern};
 use tracing::Instrument;
 
 use super::{AppliedMigration, Migrator, Warning};
@@ -27,6 +26,7 @@ use crate::lock::Lease;
 use crate::plan::PlanEntry;
 use crate::registry::MigrationFuture;
 use crate::store::{Started, VersionStore};
+use crate::wire::start_majority_transaction;
 
 impl Migrator {
     /// Applies one pending migration; `None` when another process applied it meanwhile.
@@ -63,7 +63,11 @@ impl Migrator {
             .saturating_add(1);
         // An applied entry is here only to run again (`redo`).
         let rerun = !entry.is_pending();
-        if store.start(&key, migration, fence, attempt, rerun).await? == Started::AlreadyApplied {
+        if store
+            .start(&key, &migration.declared(), fence, attempt, rerun)
+            .await?
+            == Started::AlreadyApplied
+        {
             tracing::info!("another process applied it meanwhile");
             return Ok(None);
         }
@@ -119,9 +123,12 @@ impl Migrator {
         tracing::info!(attempt, transaction = migration.transaction(), "applying");
         loop {
             let started = Instant::now();
-            let mut context =
-                MigrationContext::for_migration(self.database().clone(), id, self.progress_bars);
-            context.set_checkpoint_target(crate::batch::CheckpointTarget {
+            let mut context = MigrationContext::for_migration(
+                self.database().clone(),
+                &entry.id,
+                self.progress_bars,
+            );
+            context.set_checkpoint_target(crate::store::CheckpointTarget {
                 store: store.clone(),
                 key: key.to_owned(),
                 fence,
@@ -151,7 +158,7 @@ impl Migrator {
                 Ended::TimedOut => {
                     abort(session.as_mut()).await;
                     return Err(Error::MigrationTimedOut {
-                        id: id.to_owned(),
+                        id: entry.id.clone(),
                         description: migration.description().to_owned(),
                         attempt,
                         limit: limit.unwrap_or_default(),
@@ -168,7 +175,7 @@ impl Migrator {
                         continue;
                     }
                     return Err(Error::MigrationFailed {
-                        id: id.to_owned(),
+                        id: entry.id.clone(),
                         description: migration.description().to_owned(),
                         attempt,
                         message,
@@ -189,19 +196,9 @@ impl Migrator {
     }
 
     async fn start_transaction(&self, id: &str) -> Result<ClientSession> {
-        let mut session = self
-            .database()
-            .client()
-            .start_session()
+        start_majority_transaction(self.database().client())
             .await
-            .map_err(|e| Error::database("starting a session", Some(id), e))?;
-        session
-            .start_transaction()
-            .read_concern(ReadConcern::majority())
-            .write_concern(WriteConcern::majority())
-            .await
-            .map_err(|e| Error::database("starting a transaction", Some(id), e))?;
-        Ok(session)
+            .map_err(|(step, e)| Error::database(step.doing(), Some(id), e))
     }
 }
 

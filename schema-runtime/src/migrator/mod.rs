@@ -3,6 +3,7 @@
 
 mod check;
 mod exec;
+mod operations;
 mod report;
 mod startup;
 mod wait;
@@ -24,6 +25,7 @@ use crate::store::{DEFAULT_COLLECTION, VersionStore, highest_fence};
 
 pub use check::ChecksumPolicy;
 pub(crate) use exec::{Ended, release_after, run_guarded};
+pub use operations::{Finding, Health};
 pub(crate) use report::log_warning;
 pub use report::{AppliedMigration, Report, Warning};
 pub(crate) use wait::Acquired;
@@ -167,7 +169,7 @@ impl Migrator {
         self.status_timeout
     }
 
-    /// Whether long helpers (such as [`batches`](crate::batch)) draw progress bars on stderr.
+    /// Whether long helpers (such as [`batches`](crate::MigrationContext::batches)) draw progress bars on stderr.
     /// The CLI turns this on when stderr is a terminal. Default false.
     pub fn progress_bars(mut self, on: bool) -> Self {
         self.progress_bars = on;
@@ -242,12 +244,12 @@ impl Migrator {
     }
 
     /// The store of records.
-    pub fn store(&self) -> VersionStore {
+    pub(crate) fn store(&self) -> VersionStore {
         VersionStore::new(&self.database, &self.collection)
     }
 
     /// The lock.
-    pub fn lock(&self) -> LeaseLock {
+    pub(crate) fn lock(&self) -> LeaseLock {
         LeaseLock::new(&self.database, &self.collection, self.lease)
     }
 
@@ -368,7 +370,7 @@ impl Migrator {
                 .supports_transactions()
         {
             return Err(Error::TransactionsUnsupported {
-                id: entry.id.to_string(),
+                id: entry.id.clone(),
                 description: entry.migration.description().to_owned(),
             });
         }
@@ -385,8 +387,8 @@ impl Migrator {
                 Ok(Some(applied)) => report.applied.push(applied),
                 Ok(None) => report.already_applied.push(entry.id.clone()),
                 Err(e) => {
-                    let applied: Vec<String> =
-                        report.applied.iter().map(|a| a.id.to_string()).collect();
+                    let applied: Vec<MigrationId> =
+                        report.applied.iter().map(|a| a.id.clone()).collect();
                     return Err(e.after_applying(&applied));
                 }
             }

@@ -34,7 +34,7 @@ pub enum Warning {
         highest_applied: MigrationId,
     },
     /// An applied record's function and description both differ from the migration registered
-    /// under its id, accepted because [`Migrator::allow_reused_ids`] is on.
+    /// under its id, accepted because [`Migrator::allow_reused_ids`](crate::Migrator::allow_reused_ids) is on.
     ReusedId {
         /// The id.
         id: MigrationId,
@@ -111,7 +111,7 @@ pub struct AppliedMigration {
     pub attempt: i64,
 }
 
-/// What [`Migrator::apply_all`] did.
+/// What [`Migrator::apply_all`](crate::Migrator::apply_all) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Migrations applied by this call, in order.

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
-use schema_runtime::collection::collection_info;
-use schema_runtime::indexes::list_indexes;
+use schema_runtime::collection_info;
+use schema_runtime::list_indexes;
 use schema_runtime::{
-    Error, IndexSpec, Outcome, ValidationAction, ValidationLevel, ensure_collection,
+    CollectionChange, Error, IndexSpec, ValidationAction, ValidationLevel, ensure_collection,
     ensure_indexes, ensure_validator,
 };
 use schema_tests::{TestDb, counting_client};
@@ -178,7 +178,7 @@ async fn ensure_validator_creates_then_leaves_then_updates() {
     )
     .await
     .unwrap();
-    assert_eq!(outcome, Outcome::Created);
+    assert_eq!(outcome, CollectionChange::Created);
     let options = collection_info(&t.db, "events", None)
         .await
         .unwrap()
@@ -202,7 +202,7 @@ async fn ensure_validator_creates_then_leaves_then_updates() {
     )
     .await
     .unwrap();
-    assert_eq!(outcome, Outcome::Unchanged);
+    assert_eq!(outcome, CollectionChange::Unchanged);
     assert_eq!(
         log.names(),
         ["listCollections"],
@@ -218,7 +218,7 @@ async fn ensure_validator_creates_then_leaves_then_updates() {
     )
     .await
     .unwrap();
-    assert_eq!(outcome, Outcome::Updated);
+    assert_eq!(outcome, CollectionChange::Updated);
     let options = collection_info(&t.db, "events", None)
         .await
         .unwrap()
@@ -248,7 +248,7 @@ async fn ensure_validator_on_an_existing_collection_uses_collmod_and_keeps_its_d
     )
     .await
     .unwrap();
-    assert_eq!(outcome, Outcome::Updated);
+    assert_eq!(outcome, CollectionChange::Updated);
     assert_eq!(
         t.db.collection::<Document>("events")
             .count_documents(doc! {})
@@ -266,11 +266,11 @@ async fn ensure_collection_creates_with_options_once() {
         ensure_collection(&t.db, "audit", options.clone())
             .await
             .unwrap(),
-        Outcome::Created
+        CollectionChange::Created
     );
     assert_eq!(
         ensure_collection(&t.db, "audit", options).await.unwrap(),
-        Outcome::Unchanged
+        CollectionChange::Unchanged
     );
     let info = collection_info(&t.db, "audit", None)
         .await

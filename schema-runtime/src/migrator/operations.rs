@@ -7,17 +7,17 @@ use futures::FutureExt;
 use schema_id::MigrationId;
 use serde::Serialize;
 
+use super::{AppliedMigration, Ended, Migrator, log_warning, release_after, run_guarded};
 use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::lock::Lease;
-use crate::migrator::{AppliedMigration, Ended, Migrator, log_warning, release_after, run_guarded};
 use crate::plan::{ChecksumStatus, EntryState, Plan};
 use crate::store::RecordState;
 
 /// A cheap summary for readiness and health checks: one query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Status {
+pub struct Health {
     /// Whether the server answered.
     pub reachable: bool,
     /// The database.
@@ -115,8 +115,8 @@ impl std::fmt::Display for Finding {
 
 impl Migrator {
     /// The status in one query; never fails (an unreachable server is `reachable: false`).
-    pub async fn status(&self) -> Status {
-        let mut status = Status {
+    pub async fn status(&self) -> Health {
+        let mut status = Health {
             reachable: false,
             database: self.database().name().to_owned(),
             highest_applied: None,
@@ -242,7 +242,7 @@ impl Migrator {
         {
             return Err(Error::NotApplicable {
                 command: "down --to".into(),
-                id: to.to_string(),
+                id: to.clone(),
                 problem: format!(
                     "the database has applied {}, which this binary does not know, so it cannot roll it back; use the binary that has it",
                     unknown.key
@@ -260,15 +260,15 @@ impl Migrator {
             let migration = entry.migration;
             if !migration.has_down() {
                 return Err(Error::NoRollback {
-                    id: entry.id.to_string(),
+                    id: entry.id.clone(),
                     description: migration.description().to_owned(),
-                    rolled_back: rolled_back.iter().map(ToString::to_string).collect(),
+                    rolled_back: rolled_back.clone(),
                 });
             }
             lease.verify(Some(entry.id.as_str())).await?;
             let key = entry.record_key();
             let mut context =
-                MigrationContext::for_migration(self.database().clone(), entry.id.as_str(), false);
+                MigrationContext::for_migration(self.database().clone(), &entry.id, false);
             let rollback = migration.run_down(&mut context).expect("checked has_down");
             let message = match run_guarded(lease, None, rollback).await {
                 Ended::LeaseLost(reason) => {
@@ -287,7 +287,7 @@ impl Migrator {
                 .note_rollback_failure(&key, lease.fence(), &message)
                 .await?;
             return Err(Error::MigrationFailed {
-                id: entry.id.to_string(),
+                id: entry.id.clone(),
                 description: migration.description().to_owned(),
                 attempt: 1,
                 message: format!("rollback failed: {message}"),
@@ -306,7 +306,7 @@ impl Migrator {
         if !self.registry()?.migrations().iter().any(|m| &m.id() == to) {
             return Err(Error::NotApplicable {
                 command: "baseline --to".into(),
-                id: to.to_string(),
+                id: to.clone(),
                 problem: "no registered migration has this id, so nothing says what the database holds up to it; name the last migration whose schema the database already has (`status` lists them)".into(),
             });
         }
@@ -317,7 +317,11 @@ impl Migrator {
             let mut adopted = Vec::new();
             for entry in plan.pending_up_to(Some(to)) {
                 store
-                    .baseline(&entry.record_key(), entry.migration, lease.fence())
+                    .baseline(
+                        &entry.record_key(),
+                        &entry.migration.declared(),
+                        lease.fence(),
+                    )
                     .await?;
                 adopted.push(entry.id.clone());
             }
@@ -338,14 +342,14 @@ impl Migrator {
                 let entry = plan.entries.iter().find(|e| &e.id == id).ok_or_else(|| {
                     Error::NotApplicable {
                         command: "redo".into(),
-                        id: id.to_string(),
+                        id: id.clone(),
                         problem: "no registered migration has this id; `status` lists them".into(),
                     }
                 })?;
                 if entry.is_pending() {
                     return Err(Error::NotApplicable {
                         command: "redo".into(),
-                        id: id.to_string(),
+                        id: id.clone(),
                         problem: "it is not applied; apply it with `up`".into(),
                     });
                 }
@@ -355,7 +359,7 @@ impl Migrator {
                         .supports_transactions()
                 {
                     return Err(Error::TransactionsUnsupported {
-                        id: entry.id.to_string(),
+                        id: entry.id.clone(),
                         description: entry.migration.description().to_owned(),
                     });
                 }
@@ -363,7 +367,7 @@ impl Migrator {
                     .await?
                     .ok_or_else(|| Error::NotApplicable {
                         command: "redo".into(),
-                        id: id.to_string(),
+                        id: id.clone(),
                         problem: "another process applied it again meanwhile".into(),
                     })
             })

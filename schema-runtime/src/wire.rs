@@ -1,0 +1,85 @@
+//! Driver-level helpers that the store, the lock, the batches and the migrator share: who this
+//! process is (as written in records and in the lease), integers read from documents that
+//! others may have written, and the majority transaction every transactional write uses.
+//!
+//! A leaf: it uses nothing else of this crate, so any module may use it without a cycle.
+//! (Error inspection, `is_duplicate_key` and labels, lives in `error::driver`, also a leaf.)
+
+use bson::Bson;
+use mongodb::ClientSession;
+use mongodb::options::{ReadConcern, WriteConcern};
+
+/// This machine's host name, as records and the lease name it.
+pub(crate) fn host() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// This process's id, as records and the lease store it.
+pub(crate) fn pid() -> i64 {
+    i64::from(std::process::id())
+}
+
+/// An integer from a BSON number; `None` for anything else (a string, a NaN, a fraction beyond
+/// the range of `i64`).
+pub(crate) fn read_i64(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        Bson::Double(n) if n.is_finite() && n.abs() < 9.0e18 => Some(*n as i64),
+        _ => None,
+    }
+}
+
+/// Which step of [`start_majority_transaction`] failed.
+pub(crate) enum TransactionStep {
+    /// Starting the session.
+    Session,
+    /// Starting the transaction on it.
+    Transaction,
+}
+
+impl TransactionStep {
+    /// What the step was doing, for an error message.
+    pub(crate) fn doing(&self) -> &'static str {
+        match self {
+            TransactionStep::Session => "starting a session",
+            TransactionStep::Transaction => "starting a transaction",
+        }
+    }
+}
+
+/// A new session with a transaction started in it, with majority read and write concern (what
+/// the records and checkpoints written inside it need to survive a failover).
+pub(crate) async fn start_majority_transaction(
+    client: &mongodb::Client,
+) -> Result<ClientSession, (TransactionStep, mongodb::error::Error)> {
+    let mut session = client
+        .start_session()
+        .await
+        .map_err(|e| (TransactionStep::Session, e))?;
+    session
+        .start_transaction()
+        .read_concern(ReadConcern::majority())
+        .write_concern(WriteConcern::majority())
+        .await
+        .map_err(|e| (TransactionStep::Transaction, e))?;
+    Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_from_outside_never_panic() {
+        assert_eq!(read_i64(Some(&Bson::Double(f64::NAN))), None);
+        assert_eq!(read_i64(Some(&Bson::Double(1e300))), None);
+        assert_eq!(read_i64(Some(&Bson::Double(f64::INFINITY))), None);
+        assert_eq!(read_i64(Some(&Bson::Double(42.9))), Some(42));
+        assert_eq!(read_i64(Some(&Bson::Int32(-3))), Some(-3));
+        assert_eq!(read_i64(Some(&Bson::Int64(i64::MAX))), Some(i64::MAX));
+        assert_eq!(read_i64(Some(&Bson::String("1".into()))), None);
+        assert_eq!(read_i64(Some(&Bson::Null)), None);
+        assert_eq!(read_i64(None), None);
+    }
+}
