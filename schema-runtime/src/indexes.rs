@@ -190,7 +190,7 @@ pub(crate) async fn ensure_indexes_for(
             Some(found) => {
                 let existing = canonical_existing(found);
                 let requested = spec.canonical();
-                if existing != requested {
+                if !same_definition(&existing, &requested) {
                     return Err(Error::IndexConflict {
                         collection: collection.to_owned(),
                         name: spec.name().to_owned(),
@@ -278,6 +278,18 @@ fn canonical_existing(index: &Document) -> Document {
     canonicalize(spec)
 }
 
+/// Whether two canonical definitions are the same index. `Document`'s own equality ignores the
+/// order of fields, which is right for options but not for the key: `{a: 1, b: 1}` and
+/// `{b: 1, a: 1}` are different compound indexes.
+fn same_definition(a: &Document, b: &Document) -> bool {
+    let key_fields = |d: &Document| -> Vec<String> {
+        d.get_document("key")
+            .map(|key| key.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    a == b && key_fields(a) == key_fields(b)
+}
+
 /// Orders the top-level fields and turns every number into a double, so that `1`, `1i64` and
 /// `1.0` compare equal and field order of the options does not matter (key order does).
 fn canonicalize(spec: Document) -> Document {
@@ -295,4 +307,104 @@ fn canonicalize(spec: Document) -> Document {
     let mut entries: Vec<(String, Bson)> = spec.into_iter().map(|(k, v)| (k, numbers(v))).collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! What `listIndexes` returns, in the shapes MongoDB documents
+    //! (<https://www.mongodb.com/docs/manual/reference/command/listIndexes/>): a `v`, the `key`,
+    //! the `name`, the options as given, and for text indexes the `_fts`/`_ftsx` key with
+    //! `weights`, `default_language`, `language_override` and `textIndexVersion`.
+    use super::*;
+
+    fn same(spec: &IndexSpec, listed: Document) -> bool {
+        same_definition(&spec.canonical(), &canonical_existing(&listed))
+    }
+
+    #[test]
+    fn numbers_of_any_bson_type_and_option_order_do_not_matter() {
+        let spec = IndexSpec::new("idx_a", doc! { "a": 1, "b": -1 })
+            .unique()
+            .ttl(Duration::from_secs(3600));
+        assert!(same(
+            &spec,
+            doc! { "v": 2, "expireAfterSeconds": 3600_i64, "key": { "a": 1.0, "b": -1_i64 },
+            "name": "idx_a", "unique": true },
+        ));
+    }
+
+    #[test]
+    fn key_order_matters() {
+        let spec = IndexSpec::new("idx_ab", doc! { "a": 1, "b": 1 });
+        assert!(!same(
+            &spec,
+            doc! { "v": 2, "key": { "b": 1, "a": 1 }, "name": "idx_ab" }
+        ));
+    }
+
+    #[test]
+    fn bookkeeping_and_false_flags_are_not_part_of_the_definition() {
+        let spec = IndexSpec::new("idx_a", doc! { "a": 1 });
+        assert!(same(
+            &spec,
+            doc! { "v": 2, "key": { "a": 1 }, "name": "idx_a", "ns": "db.c",
+            "background": true, "unique": false, "sparse": false },
+        ));
+        // A real difference still counts.
+        assert!(!same(
+            &spec,
+            doc! { "v": 2, "key": { "a": 1 }, "name": "idx_a", "unique": true }
+        ));
+        assert!(!same(
+            &spec,
+            doc! { "v": 2, "key": { "a": 1 }, "name": "idx_a", "sparse": true }
+        ));
+    }
+
+    #[test]
+    fn a_partial_filter_compares_by_value() {
+        let spec = IndexSpec::new("idx_p", doc! { "a": 1 })
+            .unique()
+            .partial(doc! { "a": { "$gt": 5 } });
+        assert!(same(
+            &spec,
+            doc! { "v": 2, "key": { "a": 1 }, "name": "idx_p", "unique": true,
+            "partialFilterExpression": { "a": { "$gt": 5.0 } } },
+        ));
+        assert!(!same(
+            &spec,
+            doc! { "v": 2, "key": { "a": 1 }, "name": "idx_p", "unique": true,
+            "partialFilterExpression": { "a": { "$gt": 6 } } },
+        ));
+    }
+
+    #[test]
+    fn a_text_index_matches_its_stored_form() {
+        let spec = IndexSpec::new(
+            "idx_text",
+            doc! { "title": "text", "body": "text", "tenant": 1 },
+        );
+        let listed = doc! {
+            "v": 2,
+            "key": { "_fts": "text", "_ftsx": 1, "tenant": 1 },
+            "name": "idx_text",
+            "weights": { "title": 1, "body": 1 },
+            "default_language": "english",
+            "language_override": "language",
+            "textIndexVersion": 3,
+        };
+        assert!(same(&spec, listed.clone()));
+        let mut weighted = listed.clone();
+        weighted.insert("weights", doc! { "title": 10, "body": 1 });
+        assert!(!same(&spec, weighted.clone()));
+        let spec_weighted = spec
+            .clone()
+            .option("weights", doc! { "title": 10 })
+            .default_language("english");
+        assert!(same(&spec_weighted, weighted));
+        let mut french = listed;
+        french.insert("default_language", "french");
+        assert!(!same(&spec, french.clone()));
+        assert!(same(&spec.default_language("french"), french));
+    }
 }

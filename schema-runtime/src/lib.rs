@@ -41,6 +41,8 @@ mod config;
 mod context;
 mod deployment;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod indexes;
 mod lock;
 mod migrator;

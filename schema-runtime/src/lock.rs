@@ -228,28 +228,86 @@ pub(crate) struct LockChanges {
     stream: mongodb::change_stream::ChangeStream<
         mongodb::change_stream::event::ChangeStreamEvent<Document>,
     >,
+    budget: ReadBudget,
 }
 
 impl LockChanges {
     /// Waits until the lease document changes (true) or `pause` has passed (false). An error
-    /// ends the feed (`Err`): the caller falls back to back-off. Every read waits on the server
-    /// (`maxAwaitTimeMS`); a server that answers an empty read at once is paced at 100 ms, so a
-    /// waiter sends at most ten reads a second.
+    /// ends the feed (`Err`): the caller falls back to back-off.
+    ///
+    /// Every read waits on the server (`maxAwaitTimeMS`). MongoDB answers a change stream's
+    /// `getMore` when an event matches or when that time is up (the wait is meant to last "till
+    /// maxTimeMS if the batch is not full", SERVER-113459), so a waiter sends about one read a
+    /// second there. A server that answers at every write to the database, matching or not
+    /// (SecantusDB does), would make waiters read as fast as the holder writes: such early
+    /// empty answers are paced by [`ReadBudget`].
     pub(crate) async fn changed_within(&mut self, pause: Duration) -> mongodb::error::Result<bool> {
         let until = Instant::now() + pause;
         loop {
-            let asked = Instant::now();
+            self.budget.take().await;
             if self.stream.next_if_any().await?.is_some() {
                 return Ok(true);
             }
             if Instant::now() >= until {
                 return Ok(false);
             }
-            let floor = Duration::from_millis(100);
-            if asked.elapsed() < floor {
-                tokio::time::sleep(floor - asked.elapsed()).await;
-            }
         }
+    }
+}
+
+/// The pace of a waiter's reads of the lock's change stream: at most one every `MIN_GAP`, and
+/// a budget of `BURST` reads refilled at `RATE` a second. A read that waited on the server for
+/// its whole `maxAwaitTimeMS` (MongoDB) refills more than it spends, so only early answers are
+/// ever held back. A short burst of the holder's writes (a start-up applying a few migrations)
+/// is followed closely, so a waiter sees the release within `MIN_GAP`; a long write-heavy
+/// migration costs each waiter at most `RATE` reads a second after the first `BURST`.
+struct ReadBudget {
+    tokens: f64,
+    last: Instant,
+}
+
+impl ReadBudget {
+    const MIN_GAP: Duration = Duration::from_millis(25);
+    const BURST: f64 = 16.0;
+    const RATE: f64 = 8.0;
+
+    fn new() -> Self {
+        ReadBudget {
+            tokens: Self::BURST,
+            last: Instant::now() - Self::MIN_GAP,
+        }
+    }
+
+    /// Waits until the next read may be sent, and spends one read.
+    async fn take(&mut self) {
+        let delay = self.delay_at(Instant::now());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.spend(Instant::now());
+    }
+
+    /// How long a read at `now` has to wait.
+    fn delay_at(&self, now: Instant) -> Duration {
+        let since = now.saturating_duration_since(self.last);
+        let tokens = self.refilled(since);
+        let gap = Self::MIN_GAP.saturating_sub(since);
+        let refill = if tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - tokens) / Self::RATE)
+        };
+        gap.max(refill)
+    }
+
+    fn refilled(&self, since: Duration) -> f64 {
+        (self.tokens + since.as_secs_f64() * Self::RATE).min(Self::BURST)
+    }
+
+    fn spend(&mut self, now: Instant) {
+        let since = now.saturating_duration_since(self.last);
+        self.tokens = (self.refilled(since) - 1.0).max(0.0);
+        self.last = now;
     }
 }
 
@@ -386,7 +444,10 @@ impl LeaseLock {
             .max_await_time(max_await)
             .await;
         match stream {
-            Ok(stream) => Some(LockChanges { stream }),
+            Ok(stream) => Some(LockChanges {
+                stream,
+                budget: ReadBudget::new(),
+            }),
             Err(e) => {
                 tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "no change stream on the lock; waiting with back-off");
                 None
@@ -824,5 +885,41 @@ mod tests {
         let far = state(doc! { "owner": "a", "fence": 1,
         "expires_at": bson::DateTime::from_millis(1_000_000 + 2 * SANE_LEASE_MS) });
         assert_eq!(far.problems().len(), 1, "{:?}", far.problems());
+    }
+
+    #[test]
+    fn waiter_reads_are_paced_by_a_gap_and_a_budget() {
+        let mut budget = ReadBudget::new();
+        let start = Instant::now();
+        // Reads answered at once: one every MIN_GAP while the burst lasts.
+        let mut now = start;
+        let mut reads = 0;
+        while now < start + Duration::from_secs(10) {
+            now += budget.delay_at(now);
+            budget.spend(now);
+            reads += 1;
+            if reads <= 15 {
+                assert!(
+                    now - start <= ReadBudget::MIN_GAP * reads,
+                    "read {reads} at {:?}",
+                    now - start
+                );
+            }
+        }
+        // Over ten seconds of early answers: the burst plus RATE a second, at most ten a second.
+        let per_second = f64::from(reads) / 10.0;
+        assert!(per_second <= 10.0, "{per_second} reads a second");
+        assert!(
+            per_second >= ReadBudget::RATE,
+            "{per_second} reads a second"
+        );
+        // Reads that waited a second each on the server are never held back.
+        let mut budget = ReadBudget::new();
+        let mut now = Instant::now();
+        for _ in 0..30 {
+            assert_eq!(budget.delay_at(now), Duration::ZERO);
+            budget.spend(now);
+            now += Duration::from_secs(1);
+        }
     }
 }

@@ -180,3 +180,163 @@ impl Plan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{meta, record, run};
+
+    static ONE: Migration = Migration::__new(meta("0001", "one", false), run, None);
+    static TWO: Migration = Migration::__new(meta("0002", "two", false), run, None);
+    static THREE: Migration = Migration::__new(meta("0003", "three", false), run, None);
+
+    fn plan_of(records: Vec<MigrationRecord>) -> Plan {
+        let registry = Registry::from_migrations("fixtures", [&THREE, &ONE, &TWO]).unwrap();
+        Plan::new(&registry, records)
+    }
+
+    fn id(text: &str) -> MigrationId {
+        MigrationId::parse(text).unwrap()
+    }
+
+    fn ids<'a>(entries: impl Iterator<Item = &'a PlanEntry>) -> Vec<String> {
+        entries.map(|e| e.id.to_string()).collect()
+    }
+
+    fn with_state(mut r: MigrationRecord, state: RecordState) -> MigrationRecord {
+        r.state = state;
+        r
+    }
+
+    #[test]
+    fn an_empty_database_has_everything_pending_in_id_order() {
+        let plan = plan_of(Vec::new());
+        assert_eq!(ids(plan.pending()), ["0001", "0002", "0003"]);
+        assert!(plan.has_pending());
+        assert_eq!(plan.highest_applied, None);
+        assert!(plan.unknown.is_empty());
+        assert_eq!(plan.entries[0].record_key(), "0001");
+    }
+
+    #[test]
+    fn applied_records_compare_checksums_and_running_or_failed_ones_stay_pending() {
+        let mut no_checksum = record("0003", "three", "x");
+        no_checksum.checksum = None;
+        let plan = plan_of(vec![
+            record("0001", "one", "current"),
+            with_state(record("0002", "two", "current"), RecordState::Failed),
+            no_checksum,
+        ]);
+        let states: Vec<&EntryState> = plan.entries.iter().map(|e| &e.state).collect();
+        assert_eq!(
+            states,
+            [
+                &EntryState::Applied(ChecksumStatus::Matches),
+                &EntryState::Pending,
+                &EntryState::Applied(ChecksumStatus::NotRecorded),
+            ]
+        );
+        assert_eq!(ids(plan.pending()), ["0002"]);
+        assert_eq!(plan.highest_applied, Some(id("3")));
+        // 0002 is pending below the highest applied id.
+        assert_eq!(ids(plan.out_of_order()), ["0002"]);
+        let running = plan_of(vec![with_state(
+            record("0001", "one", "current"),
+            RecordState::Running,
+        )]);
+        assert_eq!(ids(running.pending()), ["0001", "0002", "0003"]);
+        assert_eq!(running.highest_applied, None);
+    }
+
+    #[test]
+    fn a_changed_body_is_listed_with_the_recorded_checksum() {
+        let plan = plan_of(vec![record("0001", "one", "old")]);
+        let changed: Vec<(String, &str)> =
+            plan.changed().map(|(e, c)| (e.id.to_string(), c)).collect();
+        assert_eq!(changed, [("0001".to_owned(), "old")]);
+        assert_eq!(
+            plan.diverged().count(),
+            0,
+            "same function: an edit, not a reuse"
+        );
+    }
+
+    #[test]
+    fn unknown_records_are_kept_sorted_and_count_towards_the_highest_applied() {
+        let plan = plan_of(vec![
+            record("0009", "nine", "c"),
+            record("0001", "one", "current"),
+            record("0004", "four", "c"),
+            record("not-an-id", "odd", "c"),
+        ]);
+        let unknown: Vec<&str> = plan.unknown.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(unknown, ["not-an-id", "0004", "0009"]);
+        assert_eq!(plan.highest_applied, Some(id("9")));
+        assert_eq!(ids(plan.out_of_order()), ["0002", "0003"]);
+    }
+
+    #[test]
+    fn a_reference_record_and_a_library_record_of_one_id_prefer_the_applied_one() {
+        // The reference system's `_id` is "0001_events_init"; a failed retry wrote "0001".
+        let mut reference = record("0001_events_init", "one", "c");
+        reference.checksum = None;
+        reference.function = None;
+        let failed = with_state(record("0001", "one", "current"), RecordState::Failed);
+        for records in [
+            vec![reference.clone(), failed.clone()],
+            vec![failed, reference],
+        ] {
+            let plan = plan_of(records);
+            assert_eq!(
+                plan.entries[0].state,
+                EntryState::Applied(ChecksumStatus::NotRecorded)
+            );
+            assert_eq!(plan.entries[0].record_key(), "0001_events_init");
+            assert!(plan.unknown.is_empty());
+        }
+    }
+
+    #[test]
+    fn pending_up_to_stops_at_the_target() {
+        let plan = plan_of(vec![record("0001", "one", "current")]);
+        assert_eq!(ids(plan.pending_up_to(Some(&id("2")))), ["0002"]);
+        assert_eq!(
+            ids(plan.pending_up_to(Some(&id("0001")))),
+            Vec::<String>::new()
+        );
+        assert_eq!(ids(plan.pending_up_to(None)), ["0002", "0003"]);
+    }
+
+    #[test]
+    fn a_different_migration_under_the_same_id_needs_both_function_and_description_to_differ() {
+        let mut other = record("0002", "someone_else", "c");
+        other.description = Some("Someone else's change".into());
+        let plan_other = plan_of(vec![other]);
+        let diverged: Vec<String> = plan_other
+            .diverged()
+            .map(|(e, r)| format!("{} {}", e.id, r.function.as_deref().unwrap()))
+            .collect();
+        assert_eq!(diverged, ["0002 app::someone_else"]);
+
+        // Renamed function, same description: a refactor, not a reuse.
+        let mut renamed = record("0002", "renamed", "c");
+        renamed.description = Some("two".into());
+        assert_eq!(plan_of(vec![renamed]).diverged().count(), 0);
+
+        // A record without a function (another tool wrote it) is never compared.
+        let mut foreign = record("0002", "x", "c");
+        foreign.function = None;
+        foreign.description = Some("whatever".into());
+        assert_eq!(plan_of(vec![foreign]).diverged().count(), 0);
+
+        // A failed attempt of another migration is not an applied one.
+        let mut failed = record("0002", "someone_else", "c");
+        failed.description = Some("other".into());
+        assert_eq!(
+            plan_of(vec![with_state(failed, RecordState::Failed)])
+                .diverged()
+                .count(),
+            0
+        );
+    }
+}

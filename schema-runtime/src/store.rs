@@ -538,3 +538,125 @@ pub(crate) fn highest_fence(records: &[MigrationRecord]) -> i64 {
         .max()
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(document: Document) -> Result<MigrationRecord> {
+        MigrationRecord::from_document(&document, "schema_versions")
+    }
+
+    #[test]
+    fn a_record_written_by_this_library_reads_back_whole() {
+        let at = bson::DateTime::from_millis(1_700_000_000_000);
+        let r = parse(doc! {
+            "_id": "0003", "description": "Replay indexes", "state": "failed",
+            "checksum": "abc", "function": "app::replay", "started_at": at, "finished_at": at,
+            "duration_ms": 12_i32, "host": "api-1", "pid": 4242_i64, "attempts": 2.0,
+            "fence": 7_i64, "last_error": "boom",
+        })
+        .unwrap();
+        assert_eq!(r.key, "0003");
+        assert_eq!(r.id, MigrationId::parse("3").ok());
+        assert_eq!(r.state, RecordState::Failed);
+        assert_eq!(r.checksum.as_deref(), Some("abc"));
+        assert_eq!(r.function.as_deref(), Some("app::replay"));
+        assert_eq!((r.started_at, r.finished_at), (Some(at), Some(at)));
+        assert_eq!(
+            (r.duration_ms, r.pid, r.attempts, r.fence),
+            (Some(12), Some(4242), 2, Some(7))
+        );
+        assert_eq!(r.last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn a_reference_record_is_an_applied_migration_with_the_number_before_the_underscore() {
+        let at = bson::DateTime::from_millis(1_600_000_000_000);
+        let r =
+            parse(doc! { "_id": "0001_events_init", "description": "Events", "applied_at": at })
+                .unwrap();
+        assert_eq!(r.id, MigrationId::parse("1").ok());
+        assert_eq!(r.key, "0001_events_init");
+        assert_eq!(r.state, RecordState::Applied);
+        assert_eq!(r.finished_at, Some(at), "applied_at stands for finished_at");
+        assert_eq!((r.checksum, r.function, r.fence), (None, None, None));
+        assert_eq!(r.attempts, 1);
+    }
+
+    #[test]
+    fn keys_that_are_not_ids_are_kept_as_text() {
+        let nested = parse(doc! { "_id": { "a": 1 }, "state": "applied" }).unwrap();
+        assert_eq!(nested.id, None);
+        assert!(nested.key.contains('a'), "{}", nested.key);
+        let word = parse(doc! { "_id": "events" }).unwrap();
+        assert_eq!((word.id, word.key.as_str()), (None, "events"));
+        let number = parse(doc! { "_id": 5_i32 }).unwrap();
+        assert_eq!(
+            number.id, None,
+            "an id is text; a number _id is not one of ours"
+        );
+    }
+
+    #[test]
+    fn absurd_numbers_never_panic_and_never_go_negative() {
+        let r = parse(doc! {
+            "_id": "0002", "attempts": i64::MIN, "duration_ms": f64::NAN,
+            "pid": "4242", "fence": f64::INFINITY,
+        })
+        .unwrap();
+        assert_eq!(r.attempts, 0);
+        assert_eq!((r.duration_ms, r.pid, r.fence), (None, None, None));
+        assert_eq!(
+            parse(doc! { "_id": "0002", "attempts": "x" })
+                .unwrap()
+                .attempts,
+            1
+        );
+    }
+
+    #[test]
+    fn an_unreadable_state_or_a_missing_id_is_an_error_that_names_the_document() {
+        for (document, expected) in [
+            (
+                doc! { "_id": "0004", "state": "done" },
+                "its state is \"done\"",
+            ),
+            (doc! { "_id": "0004", "state": 3_i32 }, "not a string"),
+            (doc! { "state": "applied" }, "it has no _id"),
+        ] {
+            let err = parse(document).unwrap_err();
+            let Error::BadRecord {
+                problem,
+                collection,
+                ..
+            } = &err
+            else {
+                panic!("{err:?}");
+            };
+            assert!(problem.contains(expected), "{problem}");
+            assert_eq!(collection, "schema_versions");
+            assert!(
+                err.to_string().contains("fix or remove that document"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fence_floor_ignores_values_outside_the_safe_range() {
+        let with_fence = |fence: Option<i64>| MigrationRecord {
+            fence,
+            ..parse(doc! { "_id": "0001" }).unwrap()
+        };
+        let records = [
+            with_fence(Some(5)),
+            with_fence(Some(i64::MAX)),
+            with_fence(Some(-3)),
+            with_fence(None),
+            with_fence(Some(9)),
+        ];
+        assert_eq!(highest_fence(&records), 9);
+        assert_eq!(highest_fence(&[]), 0);
+    }
+}

@@ -124,6 +124,36 @@ async fn a_same_name_index_with_another_definition_is_a_clear_error() {
     assert!(index(&listed, "idx_x").get("unique").is_none());
 }
 
+/// `{a: 1, b: 1}` and `{b: 1, a: 1}` are different compound indexes, although a `Document`
+/// compares equal with its fields in another order.
+#[tokio::test]
+async fn a_compound_key_in_another_field_order_is_another_index() {
+    let t = TestDb::new("key_order").await;
+    let ab = [IndexSpec::new("idx_ab", doc! { "a": 1, "b": 1 })];
+    ensure_indexes(&t.db, "things", &ab).await.unwrap();
+    let err = ensure_indexes(
+        &t.db,
+        "things",
+        &[IndexSpec::new("idx_ab", doc! { "b": 1, "a": 1 })],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::IndexConflict { name, .. } if name == "idx_ab"),
+        "{err}"
+    );
+    let listed = list_indexes(&t.db, "things", None).await.unwrap();
+    let key: Vec<&String> = index(&listed, "idx_ab")
+        .get_document("key")
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(key, ["a", "b"], "the index on the server is untouched");
+    // The same order again is unchanged.
+    let again = ensure_indexes(&t.db, "things", &ab).await.unwrap();
+    assert_eq!(again.unchanged, ["idx_ab"]);
+}
+
 #[tokio::test]
 async fn a_missing_index_is_added_next_to_existing_ones() {
     let t = TestDb::new("addindex").await;

@@ -113,52 +113,13 @@ mod tests {
     use mongodb::options::{ClientOptions, ServerAddress};
 
     use super::*;
-    use crate::context::MigrationContext;
-    use crate::registry::{Migration, MigrationFuture, MigrationMeta, Registry};
+    use crate::fixtures::{meta, record, run};
+    use crate::registry::{Migration, Registry};
     use crate::store::{MigrationRecord, RecordState};
-
-    fn run(_: &mut MigrationContext) -> MigrationFuture<'_> {
-        Box::pin(async { Ok(()) })
-    }
-
-    const fn meta(id: &'static str, function: &'static str, destructive: bool) -> MigrationMeta {
-        MigrationMeta {
-            id,
-            description: function,
-            group: "check",
-            checksum: "current",
-            module: "app",
-            function,
-            file: "check.rs",
-            line: 1,
-            transaction: false,
-            destructive,
-            timeout_ms: 0,
-        }
-    }
 
     static ONE: Migration = Migration::__new(meta("0001", "one", false), run, None);
     static TWO: Migration = Migration::__new(meta("0002", "two", false), run, None);
     static DROP: Migration = Migration::__new(meta("0003", "drop", true), run, None);
-
-    fn record(key: &str, function: &str, checksum: &str) -> MigrationRecord {
-        MigrationRecord {
-            key: key.to_owned(),
-            id: MigrationId::parse_prefixed(key),
-            description: Some(function.to_owned()),
-            state: RecordState::Applied,
-            checksum: Some(checksum.to_owned()),
-            started_at: None,
-            finished_at: None,
-            duration_ms: None,
-            host: None,
-            pid: None,
-            attempts: 1,
-            last_error: None,
-            function: Some(format!("app::{function}")),
-            fence: Some(1),
-        }
-    }
 
     fn plan(migrations: &[&'static Migration], records: Vec<MigrationRecord>) -> Plan {
         let registry = Registry::from_migrations("check", migrations.iter().copied()).unwrap();

@@ -5,8 +5,9 @@
 //!
 //! Where the deployment has change streams (a replica set, a sharded cluster), a waiter watches
 //! the lease document and wakes as soon as it changes, so it returns right after the holder
-//! releases, with one waiting read a second on the server. Elsewhere (a standalone server) it
-//! sleeps a jittered back-off of 50 ms doubling to 2 s.
+//! releases, with one waiting read a second on MongoDB (a server that answers such reads early
+//! is paced: see `LockChanges`). Elsewhere (a standalone server) it sleeps a jittered back-off
+//! of 50 ms doubling to 2 s.
 
 use std::time::{Duration, Instant};
 
