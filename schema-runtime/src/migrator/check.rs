@@ -115,7 +115,7 @@ mod tests {
     use super::*;
     use crate::fixtures::{meta, record, run};
     use crate::registry::{Migration, Registry};
-    use crate::store::{MigrationRecord, RecordState};
+    use crate::store::MigrationRecord;
 
     static ONE: Migration = Migration::__new(meta("0001", "one", false), run, None);
     static TWO: Migration = Migration::__new(meta("0002", "two", false), run, None);
