@@ -22,7 +22,7 @@ use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
 use schema_id::MigrationId;
 
-use crate::error::driver::is_duplicate_key;
+use crate::error::driver::{codes::DUPLICATE_KEY, is_duplicate_key};
 use crate::error::{Error, Result};
 use crate::wire::{host, pid, read_i64};
 
@@ -164,6 +164,7 @@ pub(crate) struct Declared<'a> {
 /// Reads and writes `schema_versions` with majority read and write concern.
 #[derive(Debug, Clone)]
 pub(crate) struct VersionStore {
+    database: Database,
     collection: Collection<Document>,
 }
 
@@ -175,6 +176,7 @@ impl VersionStore {
             .write_concern(WriteConcern::majority())
             .build();
         VersionStore {
+            database: database.clone(),
             collection: database.collection_with_options(name, options),
         }
     }
@@ -219,24 +221,7 @@ impl VersionStore {
         attempt: i64,
         rerun: bool,
     ) -> Result<Started> {
-        let update = doc! {
-            "$set": {
-                "description": migration.description,
-                "state": RecordState::Running.as_str(),
-                "checksum": migration.checksum,
-                "function": &migration.function,
-                "host": host(),
-                "pid": pid(),
-                "fence": fence,
-                "attempts": attempt,
-            },
-            "$unset": { "finished_at": "", "duration_ms": "" },
-            "$currentDate": { "started_at": true },
-        };
-        let mut filter = written_by_fence_or_older(key, fence);
-        if !rerun {
-            filter.insert("state", doc! { "$ne": RecordState::Applied.as_str() });
-        }
+        let (filter, update) = start_update(key, migration, fence, attempt, rerun);
         match self
             .collection
             .update_one(filter, update)
@@ -244,29 +229,123 @@ impl VersionStore {
             .await
         {
             Ok(_) => Ok(Started::Running),
-            Err(e) if is_duplicate_key(&e) => {
-                let record = self.read(key).await?;
-                let state = record.as_ref().and_then(|r| r.get_str("state").ok());
-                let their_fence = record.as_ref().and_then(|r| read_i64(r.get("fence")));
-                if state == Some(RecordState::Applied.as_str()) {
-                    return Ok(Started::AlreadyApplied);
-                }
-                Err(Error::LockLost {
-                    migration: MigrationId::parse_prefixed(key),
-                    fence,
-                    reason: format!(
-                        "its record was last written under fence {}, above this process's: a newer lock holder runs it (if no process does, the record's fence field is corrupt: fix or remove the record)",
-                        their_fence.map_or("(unreadable)".to_owned(), |f| f.to_string())
-                    ),
-                    applied_before: Vec::new(),
-                })
-            }
+            Err(e) if is_duplicate_key(&e) => self.start_refused(key, fence).await,
             Err(e) => Err(Error::database(
                 format!("recording the start in {}", self.name()),
                 Some(key),
                 e,
             )),
         }
+    }
+
+    /// Like [`VersionStore::start`], and in the same command (one `update` with two
+    /// statements, in order) records `previous` applied: the migration before this one, whose
+    /// function returned `Ok` just now. One command per applied migration instead of two, with
+    /// the same fencing: `previous` is recorded only while its record is the one this process
+    /// started under its fence. If it is not (a newer holder took over), this returns
+    /// [`StartError::Previous`]; the `running` record this command may have written for `key`
+    /// under the old fence is marked failed again, and a newer holder overwrites it anyway.
+    pub(crate) async fn start_after(
+        &self,
+        previous: &AppliedWrite,
+        key: &str,
+        migration: &Declared<'_>,
+        fence: i64,
+        attempt: i64,
+        rerun: bool,
+    ) -> std::result::Result<Started, StartError> {
+        let (filter, update) = start_update(key, migration, fence, attempt, rerun);
+        let command = doc! {
+            "update": self.name(),
+            "updates": [
+                {
+                    "q": running_under(&previous.key, previous.fence),
+                    "u": applied_update(previous.duration_ms),
+                },
+                { "q": filter, "u": update, "upsert": true },
+            ],
+            "ordered": true,
+            "writeConcern": { "w": "majority" },
+        };
+        let reply = self.database.run_command(command).await.map_err(|e| {
+            StartError::Previous(Error::database(
+                format!("recording it as applied in {}", self.name()),
+                Some(&previous.key),
+                e,
+            ))
+        })?;
+        let outcome = UpdateOutcome::of(&reply);
+        if let Some(refused) = outcome.refused(0) {
+            return Err(StartError::Previous(self.refused(
+                "recording it as applied",
+                &previous.key,
+                refused,
+            )));
+        }
+        let this = outcome.refused(1);
+        // `n` counts matched and upserted documents; the second statement counts one unless
+        // it was refused.
+        let previous_matched = outcome.n - i64::from(this.is_none());
+        if previous_matched != 1 {
+            if this.is_none() {
+                // This process wrote a `running` record under a fence it no longer holds.
+                let _ = self
+                    .finish_failed(
+                        key,
+                        fence,
+                        0,
+                        "not started: this process lost the migration lock just before",
+                    )
+                    .await;
+            }
+            return Err(StartError::Previous(lock_lost_on(
+                &previous.key,
+                previous.fence,
+            )));
+        }
+        match this {
+            None => Ok(Started::Running),
+            Some(refused) if refused.code == DUPLICATE_KEY => self
+                .start_refused(key, fence)
+                .await
+                .map_err(StartError::This),
+            Some(refused) => Err(StartError::This(self.refused(
+                "recording the start",
+                key,
+                refused,
+            ))),
+        }
+    }
+
+    /// `start` found `key`'s record written under a higher fence, or applied meanwhile.
+    async fn start_refused(&self, key: &str, fence: i64) -> Result<Started> {
+        let record = self.read(key).await?;
+        let state = record.as_ref().and_then(|r| r.get_str("state").ok());
+        let their_fence = record.as_ref().and_then(|r| read_i64(r.get("fence")));
+        if state == Some(RecordState::Applied.as_str()) {
+            return Ok(Started::AlreadyApplied);
+        }
+        Err(Error::LockLost {
+            migration: MigrationId::parse_prefixed(key),
+            fence,
+            reason: format!(
+                "its record was last written under fence {}, above this process's: a newer lock holder runs it (if no process does, the record's fence field is corrupt: fix or remove the record)",
+                their_fence.map_or("(unreadable)".to_owned(), |f| f.to_string())
+            ),
+            applied_before: Vec::new(),
+        })
+    }
+
+    /// A write the server refused inside an `update` command (`writeErrors`), as an error.
+    fn refused(&self, what: &str, key: &str, refused: Refused) -> Error {
+        Error::database(
+            format!("{what} in {}", self.name()),
+            Some(key),
+            mongodb::error::Error::custom(format!(
+                "code {} ({}): {}",
+                refused.code, refused.name, refused.message
+            )),
+        )
     }
 
     /// Upserts `key`'s record unless a newer lock holder (a higher fence) wrote it last.
@@ -299,17 +378,18 @@ impl VersionStore {
     }
 
     /// Marks `key` applied; called only after its function returned `Ok`, by the holder of `fence`.
-    pub(crate) async fn finish_applied(
-        &self,
-        key: &str,
-        fence: i64,
-        duration_ms: i64,
-    ) -> Result<()> {
+    pub(crate) async fn finish_applied(&self, write: &AppliedWrite) -> Result<()> {
+        let AppliedWrite {
+            key,
+            fence,
+            duration_ms,
+        } = write;
+        let (key, fence) = (key.as_str(), *fence);
         self.update_fenced(
             key,
             fence,
             running_under(key, fence),
-            applied_update(duration_ms),
+            applied_update(*duration_ms),
             None,
             "recording it as applied",
         )
@@ -507,14 +587,119 @@ fn fenced(matched: u64, key: &str, fence: i64) -> Result<()> {
     if matched == 1 {
         Ok(())
     } else {
-        Err(Error::LockLost {
-            migration: MigrationId::parse_prefixed(key),
-            fence,
-            reason: format!(
-                "its record is no longer the one this process started under fence {fence}: a newer lock holder started it again"
-            ),
-            applied_before: Vec::new(),
-        })
+        Err(lock_lost_on(key, fence))
+    }
+}
+
+/// `key`'s record is no longer the one this process wrote under `fence`.
+fn lock_lost_on(key: &str, fence: i64) -> Error {
+    Error::LockLost {
+        migration: MigrationId::parse_prefixed(key),
+        fence,
+        reason: format!(
+            "its record is no longer the one this process started under fence {fence}: a newer lock holder started it again"
+        ),
+        applied_before: Vec::new(),
+    }
+}
+
+/// The filter and update of a `running` record (see [`VersionStore::start`]).
+fn start_update(
+    key: &str,
+    migration: &Declared<'_>,
+    fence: i64,
+    attempt: i64,
+    rerun: bool,
+) -> (Document, Document) {
+    let update = doc! {
+        "$set": {
+            "description": migration.description,
+            "state": RecordState::Running.as_str(),
+            "checksum": migration.checksum,
+            "function": &migration.function,
+            "host": host(),
+            "pid": pid(),
+            "fence": fence,
+            "attempts": attempt,
+        },
+        "$unset": { "finished_at": "", "duration_ms": "" },
+        "$currentDate": { "started_at": true },
+    };
+    let mut filter = written_by_fence_or_older(key, fence);
+    if !rerun {
+        filter.insert("state", doc! { "$ne": RecordState::Applied.as_str() });
+    }
+    (filter, update)
+}
+
+/// The `applied` record of a migration whose function returned `Ok` under `fence`, not written
+/// yet: it goes out with the next migration's `running` record ([`VersionStore::start_after`]),
+/// or alone ([`VersionStore::finish_applied`]) after the last one.
+#[derive(Debug, Clone)]
+pub(crate) struct AppliedWrite {
+    pub key: String,
+    pub fence: i64,
+    pub duration_ms: i64,
+}
+
+/// Why [`VersionStore::start_after`] failed: the previous migration could not be recorded
+/// (it is not applied), or it was and this one could not be started.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    Previous(Error),
+    This(Error),
+}
+
+/// One write the server refused in an `update` command.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Refused {
+    pub code: i32,
+    pub name: String,
+    pub message: String,
+}
+
+/// The reply of an `update` command: `n` (documents matched or upserted) and the refused
+/// statements by index, as MongoDB documents it
+/// (<https://www.mongodb.com/docs/manual/reference/command/update/#output>).
+#[derive(Debug, Default)]
+struct UpdateOutcome {
+    n: i64,
+    refused: Vec<(i64, Refused)>,
+}
+
+impl UpdateOutcome {
+    fn of(reply: &Document) -> Self {
+        let refused = reply
+            .get_array("writeErrors")
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(Bson::as_document)
+                    .map(|e| {
+                        (
+                            read_i64(e.get("index")).unwrap_or(-1),
+                            Refused {
+                                code: read_i64(e.get("code")).unwrap_or(0) as i32,
+                                name: e.get_str("codeName").unwrap_or("").to_owned(),
+                                message: e.get_str("errmsg").unwrap_or("").to_owned(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        UpdateOutcome {
+            n: read_i64(reply.get("n")).unwrap_or(0),
+            refused,
+        }
+    }
+
+    /// The refusal of statement `index`, if it was refused.
+    fn refused(&self, index: i64) -> Option<Refused> {
+        self.refused
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, r)| r.clone())
     }
 }
 
@@ -658,5 +843,31 @@ mod tests {
         ];
         assert_eq!(highest_fence(&records), 9);
         assert_eq!(highest_fence(&[]), 0);
+    }
+
+    /// The `update` reply as MongoDB documents it: `n` counts matched and upserted documents,
+    /// `writeErrors` names each refused statement by its index.
+    #[test]
+    fn update_replies_say_which_statement_was_refused() {
+        let both = UpdateOutcome::of(&doc! { "n": 2, "nModified": 1,
+            "upserted": [{ "index": 1, "_id": "0002" }], "ok": 1.0 });
+        assert_eq!((both.n, both.refused(0), both.refused(1)), (2, None, None));
+
+        let refused = UpdateOutcome::of(&doc! { "n": 1_i64, "nModified": 1, "ok": 1.0,
+            "writeErrors": [{ "index": 1, "code": 11000,
+                "codeName": "DuplicateKey", "errmsg": "E11000 duplicate key" }] });
+        assert_eq!(refused.n, 1);
+        assert_eq!(refused.refused(0), None);
+        assert_eq!(
+            refused.refused(1),
+            Some(Refused {
+                code: 11000,
+                name: "DuplicateKey".into(),
+                message: "E11000 duplicate key".into(),
+            })
+        );
+        // Nothing readable: nothing matched, nothing refused.
+        let odd = UpdateOutcome::of(&doc! { "ok": 1.0, "writeErrors": "x" });
+        assert_eq!((odd.n, odd.refused(0)), (0, None));
     }
 }

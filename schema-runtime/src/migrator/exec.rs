@@ -25,23 +25,45 @@ use crate::error::{BoxError, Cause, Error, Result};
 use crate::lock::Lease;
 use crate::plan::PlanEntry;
 use crate::registry::MigrationFuture;
-use crate::store::{Started, VersionStore};
+use crate::store::{AppliedWrite, StartError, Started, VersionStore};
 use crate::wire::start_majority_transaction;
 
+/// How [`Migrator::apply_one`] ended.
+pub(crate) enum Step {
+    /// Applied. With `Some`, its `applied` record is not written yet: it was held back (`defer`)
+    /// to go out with the next migration's `running` record, in one command.
+    Applied(AppliedMigration, Option<AppliedWrite>),
+    /// Another process applied it meanwhile; it did not run.
+    AlreadyApplied,
+}
+
+/// What [`Migrator::apply_one`] did, including to the migration before it.
+pub(crate) struct Stepped {
+    /// Whether the `applied` record of the migration before (`previous`) is written.
+    pub previous_recorded: bool,
+    /// How this migration ended.
+    pub step: Result<Step>,
+}
+
 impl Migrator {
-    /// Applies one pending migration; `None` when another process applied it meanwhile.
+    /// Applies one pending migration. `previous` is the held-back `applied` record of the
+    /// migration before it, written in the same command as this one's `running` record. With
+    /// `defer`, a migration without a transaction leaves its own `applied` record to the caller
+    /// (in [`Step::Applied`]), to send with the next one or alone.
     pub(crate) async fn apply_one(
         &self,
         store: &VersionStore,
         lease: &Lease,
         entry: &PlanEntry,
-    ) -> Result<Option<AppliedMigration>> {
+        previous: Option<&AppliedWrite>,
+        defer: bool,
+    ) -> Stepped {
         let span = tracing::info_span!(
             "migration",
             id = %entry.id,
             description = entry.migration.description(),
         );
-        self.apply_one_inner(store, lease, entry)
+        self.apply_one_inner(store, lease, entry, previous, defer)
             .instrument(span)
             .await
     }
@@ -51,7 +73,9 @@ impl Migrator {
         store: &VersionStore,
         lease: &Lease,
         entry: &PlanEntry,
-    ) -> Result<Option<AppliedMigration>> {
+        previous: Option<&AppliedWrite>,
+        defer: bool,
+    ) -> Stepped {
         let migration = entry.migration;
         let key = entry.record_key();
         let fence = lease.fence();
@@ -63,45 +87,82 @@ impl Migrator {
             .saturating_add(1);
         // An applied entry is here only to run again (`redo`).
         let rerun = !entry.is_pending();
-        if store
-            .start(&key, &migration.declared(), fence, attempt, rerun)
-            .await?
-            == Started::AlreadyApplied
-        {
-            tracing::info!("another process applied it meanwhile");
-            return Ok(None);
+        let declared = migration.declared();
+        let started = match previous {
+            None => store.start(&key, &declared, fence, attempt, rerun).await,
+            Some(previous) => {
+                match store
+                    .start_after(previous, &key, &declared, fence, attempt, rerun)
+                    .await
+                {
+                    Ok(started) => Ok(started),
+                    Err(StartError::Previous(e)) => {
+                        record_failure(store, &previous.key, fence, previous.duration_ms, &e).await;
+                        return Stepped {
+                            previous_recorded: false,
+                            step: Err(e),
+                        };
+                    }
+                    Err(StartError::This(e)) => Err(e),
+                }
+            }
+        };
+        let step = match started {
+            Err(e) => Err(e),
+            Ok(Started::AlreadyApplied) => {
+                tracing::info!("another process applied it meanwhile");
+                Ok(Step::AlreadyApplied)
+            }
+            Ok(Started::Running) => {
+                self.run_and_record(store, lease, entry, &key, attempt, defer)
+                    .await
+            }
+        };
+        Stepped {
+            previous_recorded: true,
+            step,
         }
+    }
+
+    /// Runs the started migration and records how it ended.
+    async fn run_and_record(
+        &self,
+        store: &VersionStore,
+        lease: &Lease,
+        entry: &PlanEntry,
+        key: &str,
+        attempt: i64,
+        defer: bool,
+    ) -> Result<Step> {
+        let migration = entry.migration;
+        let fence = lease.fence();
         let started = Instant::now();
-        match self.run_attempt(store, lease, entry, &key, attempt).await {
-            Ok(()) => {
+        match self
+            .run_attempt(store, lease, entry, key, attempt, defer)
+            .await
+        {
+            Ok(held_back) => {
                 let duration = started.elapsed();
                 tracing::info!(duration_ms = duration.as_millis() as u64, "applied");
-                Ok(Some(AppliedMigration {
-                    id: entry.id.clone(),
-                    description: migration.description(),
-                    duration,
-                    attempt,
-                }))
+                Ok(Step::Applied(
+                    AppliedMigration {
+                        id: entry.id.clone(),
+                        description: migration.description(),
+                        duration,
+                        attempt,
+                    },
+                    held_back,
+                ))
             }
             Err(error) => {
-                let duration_ms = millis(started.elapsed());
-                let text = match &error {
-                    Error::LockLost { reason, .. } => format!("interrupted: {reason}"),
-                    Error::MigrationFailed { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                let text = crate::redact::scrub(&text);
-                tracing::error!(duration_ms, error = %text, "failed");
-                // Fenced: a record that a newer holder owns is left alone.
-                if let Err(e) = store.finish_failed(&key, fence, duration_ms, &text).await {
-                    tracing::warn!(error = %e, "the failure could not be recorded");
-                }
+                record_failure(store, key, fence, millis(started.elapsed()), &error).await;
                 Err(error)
             }
         }
     }
 
-    /// Runs the function (again, after a transient transaction error) and records it applied.
+    /// Runs the function (again, after a transient transaction error) and records it applied,
+    /// or with `defer` (and no transaction) returns the `applied` record to write.
     async fn run_attempt(
         &self,
         store: &VersionStore,
@@ -109,7 +170,8 @@ impl Migrator {
         entry: &PlanEntry,
         key: &str,
         attempt: i64,
-    ) -> Result<()> {
+        defer: bool,
+    ) -> Result<Option<AppliedWrite>> {
         let migration = entry.migration;
         let id = entry.id.as_str();
         let fence = lease.fence();
@@ -142,10 +204,18 @@ impl Migrator {
             let error = match ended {
                 Ended::Returned => {
                     let Some(session) = session.as_mut() else {
-                        return store.finish_applied(key, fence, duration_ms).await;
+                        let write = AppliedWrite {
+                            key: key.to_owned(),
+                            fence,
+                            duration_ms,
+                        };
+                        if defer {
+                            return Ok(Some(write));
+                        }
+                        return store.finish_applied(&write).await.map(|()| None);
                     };
                     match commit(store, session, key, id, fence, duration_ms, &retry).await {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => return Ok(None),
                         Err(e) => e,
                     }
                 }
@@ -199,6 +269,28 @@ impl Migrator {
         start_majority_transaction(self.database().client())
             .await
             .map_err(|(step, e)| Error::database(step.doing(), Some(id), e))
+    }
+}
+
+/// Records that the migration of `key` failed with `error` (its whole text, scrubbed), by the
+/// holder of `fence`: a record that a newer holder owns is left alone. A failure to record it
+/// is logged; the caller returns the original error.
+pub(crate) async fn record_failure(
+    store: &VersionStore,
+    key: &str,
+    fence: i64,
+    duration_ms: i64,
+    error: &Error,
+) {
+    let text = match error {
+        Error::LockLost { reason, .. } => format!("interrupted: {reason}"),
+        Error::MigrationFailed { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    let text = crate::redact::scrub(&text);
+    tracing::error!(duration_ms, error = %text, "failed");
+    if let Err(e) = store.finish_failed(key, fence, duration_ms, &text).await {
+        tracing::warn!(error = %e, "the failure could not be recorded");
     }
 }
 

@@ -21,10 +21,10 @@ use crate::error::{Error, Result};
 use crate::lock::{Lease, LeaseLock};
 use crate::plan::Plan;
 use crate::registry::Registry;
-use crate::store::{DEFAULT_COLLECTION, VersionStore, highest_fence};
+use crate::store::{AppliedWrite, DEFAULT_COLLECTION, VersionStore, highest_fence};
 
 pub use check::ChecksumPolicy;
-pub(crate) use exec::{Ended, release_after, run_guarded};
+pub(crate) use exec::{Ended, Step, release_after, run_guarded};
 pub use operations::{Finding, Health};
 pub(crate) use report::log_warning;
 pub use report::{AppliedMigration, Report, Warning};
@@ -374,6 +374,16 @@ impl Migrator {
                 description: entry.migration.description().to_owned(),
             });
         }
+        let applied_ids = |report: &Report| {
+            report
+                .applied
+                .iter()
+                .map(|a| a.id.clone())
+                .collect::<Vec<_>>()
+        };
+        // The `applied` record of the migration that ran last, held back to go out with the
+        // next one's `running` record: one command per applied migration.
+        let mut held_back: Option<(AppliedWrite, AppliedMigration)> = None;
         for entry in plan.pending_up_to(to) {
             if let Some(highest) = &plan.highest_applied
                 && &entry.id < highest
@@ -383,15 +393,28 @@ impl Migrator {
                     highest_applied: highest.clone(),
                 });
             }
-            match self.apply_one(store, lease, entry).await {
-                Ok(Some(applied)) => report.applied.push(applied),
-                Ok(None) => report.already_applied.push(entry.id.clone()),
-                Err(e) => {
-                    let applied: Vec<MigrationId> =
-                        report.applied.iter().map(|a| a.id.clone()).collect();
-                    return Err(e.after_applying(&applied));
-                }
+            let previous = held_back.take();
+            let stepped = self
+                .apply_one(store, lease, entry, previous.as_ref().map(|(w, _)| w), true)
+                .await;
+            if let Some((_, applied)) = previous
+                && stepped.previous_recorded
+            {
+                report.applied.push(applied);
             }
+            match stepped.step {
+                Ok(Step::Applied(applied, None)) => report.applied.push(applied),
+                Ok(Step::Applied(applied, Some(write))) => held_back = Some((write, applied)),
+                Ok(Step::AlreadyApplied) => report.already_applied.push(entry.id.clone()),
+                Err(e) => return Err(e.after_applying(&applied_ids(&report))),
+            }
+        }
+        if let Some((write, applied)) = held_back {
+            if let Err(e) = store.finish_applied(&write).await {
+                exec::record_failure(store, &write.key, write.fence, write.duration_ms, &e).await;
+                return Err(e.after_applying(&applied_ids(&report)));
+            }
+            report.applied.push(applied);
         }
         Ok(report)
     }

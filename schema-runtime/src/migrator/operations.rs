@@ -7,7 +7,7 @@ use futures::FutureExt;
 use schema_id::MigrationId;
 use serde::Serialize;
 
-use super::{AppliedMigration, Ended, Migrator, log_warning, release_after, run_guarded};
+use super::{AppliedMigration, Ended, Migrator, Step, log_warning, release_after, run_guarded};
 use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
@@ -363,13 +363,18 @@ impl Migrator {
                         description: entry.migration.description().to_owned(),
                     });
                 }
-                self.apply_one(&self.store(), &lease, entry)
-                    .await?
-                    .ok_or_else(|| Error::NotApplicable {
+                match self
+                    .apply_one(&self.store(), &lease, entry, None, false)
+                    .await
+                    .step?
+                {
+                    Step::Applied(applied, _) => Ok(applied),
+                    Step::AlreadyApplied => Err(Error::NotApplicable {
                         command: "redo".into(),
                         id: id.clone(),
                         problem: "another process applied it again meanwhile".into(),
-                    })
+                    }),
+                }
             })
             .catch_unwind()
             .await;
