@@ -557,17 +557,14 @@ impl VersionStore {
 
 /// `key`'s record, unless a newer lock holder (a higher fence) wrote it last. A fence that is
 /// not a comparable number (missing, a string, NaN: not written by this library) does not
-/// protect the record.
+/// protect the record: `$not` matches documents whose field does not satisfy the expression,
+/// including documents without the field, and `$gt` compares numbers with numbers only (type
+/// bracketing; NaN is below every number), as MongoDB documents for `$not` and comparison
+/// (<https://www.mongodb.com/docs/manual/reference/operator/query/not/>,
+/// <https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/>). One condition
+/// instead of four alternatives: cheaper for the server on every record write.
 fn written_by_fence_or_older(key: &str, fence: i64) -> Document {
-    doc! {
-        "_id": key,
-        "$or": [
-            { "fence": { "$exists": false } },
-            { "fence": { "$not": { "$type": "number" } } },
-            { "fence": f64::NAN },
-            { "fence": { "$lte": fence } },
-        ],
-    }
+    doc! { "_id": key, "fence": { "$not": { "$gt": fence } } }
 }
 
 /// `key`'s record while it is running under `fence`.
@@ -850,12 +847,12 @@ mod tests {
     #[test]
     fn update_replies_say_which_statement_was_refused() {
         let both = UpdateOutcome::of(&doc! { "n": 2, "nModified": 1,
-            "upserted": [{ "index": 1, "_id": "0002" }], "ok": 1.0 });
+        "upserted": [{ "index": 1, "_id": "0002" }], "ok": 1.0 });
         assert_eq!((both.n, both.refused(0), both.refused(1)), (2, None, None));
 
         let refused = UpdateOutcome::of(&doc! { "n": 1_i64, "nModified": 1, "ok": 1.0,
-            "writeErrors": [{ "index": 1, "code": 11000,
-                "codeName": "DuplicateKey", "errmsg": "E11000 duplicate key" }] });
+        "writeErrors": [{ "index": 1, "code": 11000,
+            "codeName": "DuplicateKey", "errmsg": "E11000 duplicate key" }] });
         assert_eq!(refused.n, 1);
         assert_eq!(refused.refused(0), None);
         assert_eq!(

@@ -132,6 +132,18 @@ async fn main() -> ExitCode {
         .await;
         (client, None)
     };
+    let code = run(&client, &args, log).await;
+    // Ends the driver's background work before the runtime stops (dropping a connected client
+    // as the runtime shuts down makes the driver panic in a background task).
+    client.clone().shutdown().await;
+    code
+}
+
+async fn run(
+    client: &mongodb::Client,
+    args: &Args,
+    log: Option<schema_tests::CommandLog>,
+) -> ExitCode {
     let db = client.database(&args.db);
     if args.ping_only {
         return match db.run_command(doc! { "ping": 1 }).await {
