@@ -267,7 +267,7 @@ struct ReadBudget {
 }
 
 impl ReadBudget {
-    const MIN_GAP: Duration = Duration::from_millis(25);
+    const MIN_GAP: Duration = Duration::from_millis(40);
     const BURST: f64 = 16.0;
     const RATE: f64 = 8.0;
 
@@ -363,12 +363,16 @@ impl LeaseLock {
     /// it. The new fence is above both the document's and `floor` (the highest fence in the
     /// records).
     pub(crate) async fn try_acquire(&self, floor: i64) -> Result<Option<Lease>> {
+        // Free, unreadable, expired, or already this instance's: a write retried after its
+        // reply was lost finds the lease taken by its own first try and takes it again. So a
+        // duplicate key below always means another process holds it, with no read to ask.
         let filter = doc! {
             "_id": LOCK_ID,
             "$or": [
                 { "owner": Bson::Null },
                 { "owner": { "$not": { "$type": "string" } } },
                 { "$expr": { "$not": [unexpired()] } },
+                { "owner": &self.owner },
             ],
         };
         let readable_fence = doc! {
@@ -394,17 +398,14 @@ impl LeaseLock {
             .await;
         let document = match taken {
             Ok(Some(document)) => document,
-            // "Held", or no document returned — possibly while this very process holds it: a
-            // retried write finds the lease already taken by its first try, and some servers
-            // answer a matched-and-updated upsert without the document. Ask who holds it.
+            // No document returned: some servers answer a matched-and-updated upsert without
+            // it. Ask whether this process holds it now.
             Ok(None) => match self.mine().await? {
                 Some(mine) => mine,
                 None => return Ok(None),
             },
-            Err(e) if is_duplicate_key(&e) => match self.mine().await? {
-                Some(mine) => mine,
-                None => return Ok(None),
-            },
+            // The upsert's insert met the document another process holds.
+            Err(e) if is_duplicate_key(&e) => return Ok(None),
             Err(e) => {
                 return Err(Error::database(
                     format!("taking the migration lock in {}", self.collection.name()),

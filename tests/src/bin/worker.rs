@@ -163,7 +163,8 @@ async fn run(
     let done_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let commands = log.map(|l| l.count());
+    let commands = log.as_ref().map(|l| l.count());
+    let names = log.map(|l| l.names().join(","));
     match outcome {
         Ok(report) => {
             let recorded = db
@@ -175,13 +176,16 @@ async fn run(
                 eprintln!("warning: {warning}");
             }
             println!(
-                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms}{}",
+                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms}{}{}",
                 report.applied.len(),
                 report.already_applied.len(),
                 report.took_lock,
                 report.waited.as_millis(),
                 commands
                     .map(|c| format!(" commands={c}"))
+                    .unwrap_or_default(),
+                names
+                    .map(|n| format!(" command_names={n}"))
                     .unwrap_or_default()
             );
             ExitCode::SUCCESS
