@@ -91,6 +91,7 @@ async fn main() {
         "  {:>10}  {:>8}  {:>10}",
         "migrations", "commands", "wall time"
     );
+    let mut noop_1000_db = None;
     for count in [10, 100, 1000] {
         let t = TestDb::with_client(&client, &format!("bench_noop_{count}")).await;
         let migrator = Migrator::new(t.db.clone()).group(format!("bulk{count}"));
@@ -106,7 +107,41 @@ async fn main() {
             assert!(report.applied.is_empty());
         }
         println!("  {count:>10}  {commands:>8}  {:>10}", ms(median(times)));
+        if count == 1000 {
+            noop_1000_db = Some(t);
+        }
     }
+    let noop_1000_db = noop_1000_db.expect("measured above");
+    let noop_1000 = noop_1000_db.name().to_owned();
+    // Peak memory of a whole process whose start-up is a no-op with 1,000 migrations.
+    let worker = std::env::current_exe().unwrap().with_file_name("worker");
+    let mut peaks = Vec::new();
+    for _ in 0..3 {
+        let output = Command::new(&worker)
+            .args(["--db", &noop_1000, "--group", "bulk1000"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("the worker binary next to this one (cargo build --bins)");
+        assert!(output.status.success());
+        let out = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(out.contains("applied=0 already=1000"), "{out}");
+        if let Some(kib) = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("peak_rss_kib="))
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            peaks.push(kib);
+        }
+    }
+    peaks.sort_unstable();
+    if let Some(kib) = peaks.get(peaks.len() / 2) {
+        println!(
+            "peak RSS of a whole process, no-op start-up with 1000 migrations: {:.1} MiB (median of 3)",
+            *kib as f64 / 1024.0
+        );
+    }
+
+    drop(noop_1000_db);
 
     let t = TestDb::with_client(&client, "bench_apply_100").await;
     log.reset();

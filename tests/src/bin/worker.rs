@@ -176,7 +176,7 @@ async fn run(
                 eprintln!("warning: {warning}");
             }
             println!(
-                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms}{}{}",
+                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms}{}{}{}",
                 report.applied.len(),
                 report.already_applied.len(),
                 report.took_lock,
@@ -186,6 +186,9 @@ async fn run(
                     .unwrap_or_default(),
                 names
                     .map(|n| format!(" command_names={n}"))
+                    .unwrap_or_default(),
+                peak_rss_kib()
+                    .map(|kib| format!(" peak_rss_kib={kib}"))
                     .unwrap_or_default()
             );
             ExitCode::SUCCESS
@@ -199,4 +202,18 @@ async fn run(
             }
         }
     }
+}
+
+/// This process's peak resident memory so far (`VmHWM` of `/proc/self/status`), where the
+/// system has it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
