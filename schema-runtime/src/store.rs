@@ -867,4 +867,112 @@ mod tests {
         let odd = UpdateOutcome::of(&doc! { "ok": 1.0, "writeErrors": "x" });
         assert_eq!((odd.n, odd.refused(0)), (0, None));
     }
+
+    /// The one-command start against the server (`MONGODB_URI`, which `scripts/test` sets):
+    /// a process that lost the lock after its migration ran records nothing applied, and the
+    /// `running` record it wrote for the next one is marked failed and taken over by the
+    /// newer holder.
+    #[tokio::test]
+    async fn a_held_back_applied_record_is_fenced_like_any_other() {
+        let uri = std::env::var("MONGODB_URI")
+            .expect("MONGODB_URI: run the tests with scripts/test, which starts a server");
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        let database = client.database(&format!("rt_store_{}", std::process::id()));
+        database.drop().await.unwrap();
+        let store = VersionStore::new(&database, DEFAULT_COLLECTION);
+        let declared = |function: &str| Declared {
+            description: "d",
+            checksum: "c",
+            function: function.to_owned(),
+        };
+        let state = |document: Option<Document>| {
+            let d = document.expect("a record");
+            (
+                d.get_str("state").unwrap().to_owned(),
+                read_i64(d.get("fence")).unwrap(),
+            )
+        };
+        let write = |key: &str, fence| AppliedWrite {
+            key: key.to_owned(),
+            fence,
+            duration_ms: 1,
+        };
+
+        // Process A (fence 1) started 0005; it was paused and B (fence 2) started it again.
+        assert_eq!(
+            store
+                .start("0005", &declared("a"), 1, 1, false)
+                .await
+                .unwrap(),
+            Started::Running
+        );
+        assert_eq!(
+            store
+                .start("0005", &declared("a"), 2, 2, false)
+                .await
+                .unwrap(),
+            Started::Running
+        );
+        // A resumes: 0005 returned Ok; its applied record goes with the start of 0006.
+        let refused = store
+            .start_after(&write("0005", 1), "0006", &declared("b"), 1, 1, false)
+            .await;
+        let Err(StartError::Previous(Error::LockLost { fence: 1, .. })) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(
+            state(store.read("0005").await.unwrap()),
+            ("running".into(), 2)
+        );
+        let stale = store.read("0006").await.unwrap().unwrap();
+        assert_eq!(state(Some(stale.clone())), ("failed".into(), 1));
+        assert!(
+            stale
+                .get_str("last_error")
+                .unwrap()
+                .contains("lost the migration lock"),
+            "{stale:?}"
+        );
+
+        // B goes on: 0005 applied with the start of 0006, whose stale record it takes over.
+        assert_eq!(
+            store
+                .start_after(&write("0005", 2), "0006", &declared("b"), 2, 1, false)
+                .await
+                .unwrap(),
+            Started::Running
+        );
+        assert_eq!(
+            state(store.read("0005").await.unwrap()),
+            ("applied".into(), 2)
+        );
+        assert_eq!(
+            state(store.read("0006").await.unwrap()),
+            ("running".into(), 2)
+        );
+
+        // 0007 was applied meanwhile by a newer holder (fence 3): B's 0006 is recorded, and
+        // 0007 is reported applied, not started again.
+        store
+            .start("0007", &declared("c"), 3, 1, false)
+            .await
+            .unwrap();
+        store.finish_applied(&write("0007", 3)).await.unwrap();
+        assert_eq!(
+            store
+                .start_after(&write("0006", 2), "0007", &declared("c"), 2, 1, false)
+                .await
+                .unwrap(),
+            Started::AlreadyApplied
+        );
+        assert_eq!(
+            state(store.read("0006").await.unwrap()),
+            ("applied".into(), 2)
+        );
+        assert_eq!(
+            state(store.read("0007").await.unwrap()),
+            ("applied".into(), 3)
+        );
+        database.drop().await.unwrap();
+    }
 }
