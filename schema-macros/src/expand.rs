@@ -2,13 +2,13 @@
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::ItemFn;
+use syn::Signature;
 use syn::spanned::Spanned;
 
 use crate::symbol;
 use crate::valid::Model;
 
-pub(crate) fn expand(model: &Model, func: &ItemFn) -> TokenStream {
+pub(crate) fn expand(model: &Model, sig: &Signature, func: TokenStream) -> TokenStream {
     let Model {
         id,
         number,
@@ -22,9 +22,9 @@ pub(crate) fn expand(model: &Model, func: &ItemFn) -> TokenStream {
         down,
         timeout_ms,
     } = model;
-    let name = &func.sig.ident;
+    let name = &sig.ident;
     let name_text = name.to_string();
-    let param_span = func.sig.inputs.span();
+    let param_span = sig.inputs.span();
 
     // Two migrations with the same id in one group define this macro twice at the crate root, and
     // the compiler reports E0428 pointing at both id literals. Nothing ever invokes it.

@@ -1,13 +1,14 @@
 //! The `#[migration]` attribute. Use it through `schema_runtime::migration`; this crate only parses,
 //! checks and generates, and never talks to a database.
 //!
-//! The stages are one file each: [`attr`] parses the arguments, [`valid`] checks them and the
+//! The stages are one file each: [`attr`] parses the arguments, [`item`] the function's signature, [`valid`] checks them and the
 //! function and builds the model (with [`order`] and [`checksum`]), [`expand`] generates the code.
 
 mod attr;
 mod checksum;
 mod ctxt;
 mod expand;
+mod item;
 mod order;
 mod symbol;
 mod valid;
@@ -21,7 +22,7 @@ use quote::quote;
 pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
     let mut cx = ctxt::Ctxt::default();
-    let func: syn::ItemFn = match syn::parse2(item.clone()) {
+    let func: item::MigrationFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(_) => {
             cx.error_at(
@@ -35,8 +36,8 @@ pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
     let attr = attr::parse(args.into(), &mut cx);
     let model = valid::check(attr, &func, &mut cx);
     match (model, cx.into_compile_errors()) {
-        (Some(model), None) => expand::expand(&model, &func).into(),
+        (Some(model), None) => expand::expand(&model, &func.sig, item).into(),
         // Still emit the function so that the IDE keeps working and no secondary errors appear.
-        (_, errors) => quote!(#errors #func).into(),
+        (_, errors) => quote!(#errors #item).into(),
     }
 }

@@ -2,10 +2,11 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitStr, ReturnType};
+use syn::{FnArg, LitStr, ReturnType, Signature};
 
 use crate::attr::Attr;
 use crate::ctxt::Ctxt;
+use crate::item::MigrationFn;
 use crate::{checksum, order, symbol};
 
 /// Everything the expansion needs, all of it checked.
@@ -25,8 +26,8 @@ pub(crate) struct Model {
     pub timeout_ms: u64,
 }
 
-pub(crate) fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
-    check_signature(func, cx);
+pub(crate) fn check(attr: Attr, func: &MigrationFn, cx: &mut Ctxt) -> Option<Model> {
+    check_signature(&func.sig, cx);
 
     let id = match attr.id {
         Some(lit) => {
@@ -121,7 +122,7 @@ pub(crate) fn check(attr: Attr, func: &ItemFn, cx: &mut Ctxt) -> Option<Model> {
     }
 
     Some(Model {
-        checksum: checksum::of_block(&func.block),
+        checksum: checksum::of_body(&func.body),
         id,
         number,
         description,
@@ -151,8 +152,7 @@ fn parse_duration_ms(text: &str) -> Option<u64> {
     number.checked_mul(factor).filter(|ms| *ms > 0)
 }
 
-fn check_signature(func: &ItemFn, cx: &mut Ctxt) {
-    let sig = &func.sig;
+fn check_signature(sig: &Signature, cx: &mut Ctxt) {
     if sig.asyncness.is_none() {
         cx.error_spanned_by(
             sig.fn_token,
