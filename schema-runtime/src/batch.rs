@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mongodb::bson::{Bson, Document, doc};
 
 use schema_id::MigrationId;
 
@@ -345,7 +345,7 @@ fn check_write_errors(reply: &Document, collection: &str, migration: Option<&str
             collection: collection.to_owned(),
             refused: errors.len(),
             first: match &errors[0] {
-                bson::Bson::Document(e) => format!(
+                mongodb::bson::Bson::Document(e) => format!(
                     "code {}{}: {}",
                     e.get_i32("code").unwrap_or_default(),
                     e.get_str("codeName")

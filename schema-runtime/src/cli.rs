@@ -257,7 +257,7 @@ fn host_pid(holder: &LockHolder) -> String {
     }
 }
 
-fn when(at: Option<bson::DateTime>) -> String {
+fn when(at: Option<mongodb::bson::DateTime>) -> String {
     at.and_then(|at| at.try_to_rfc3339_string().ok())
         .unwrap_or_else(|| "at an unknown time".to_owned())
 }

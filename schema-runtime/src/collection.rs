@@ -1,8 +1,8 @@
 //! Collections: create them with options, and keep their `$jsonSchema` validator up to date.
 
-use bson::{Document, doc};
 use futures::TryStreamExt;
 use mongodb::Database;
+use mongodb::bson::{Document, doc};
 
 use crate::error::{Error, Result};
 

@@ -125,7 +125,7 @@ impl MigrationContext {
     pub async fn ensure_validator(
         &self,
         collection: &str,
-        validator: bson::Document,
+        validator: mongodb::bson::Document,
         level: ValidationLevel,
         action: ValidationAction,
     ) -> Result<collection::CollectionChange> {

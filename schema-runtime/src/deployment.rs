@@ -1,8 +1,8 @@
 //! What kind of deployment the server is, from its `hello` answer: transactions need a replica set
 //! or a sharded cluster.
 
-use bson::{Document, doc};
 use mongodb::Database;
+use mongodb::bson::{Document, doc};
 
 use crate::error::{Error, Result};
 

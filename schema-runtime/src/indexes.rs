@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
 use mongodb::Database;
+use mongodb::bson::{Bson, Document, doc};
 use schema_id::MigrationId;
 
 use crate::error::{Error, Result};

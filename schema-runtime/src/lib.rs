@@ -52,7 +52,12 @@ mod registry;
 mod store;
 mod wire;
 
-pub use bson;
+pub use mongodb::bson;
+
+#[cfg(not(any(feature = "bson-2", feature = "bson-3")))]
+compile_error!(
+    "schema-runtime needs the bson version of your driver: enable its `bson-2` feature (the driver's default) or `bson-3` (when your `mongodb` dependency enables `bson-3`)"
+);
 pub use mongodb;
 pub use schema_id::{IdError, MigrationId};
 

@@ -31,8 +31,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{CollectionOptions, ReadConcern, ReturnDocument, WriteConcern};
 use mongodb::{Collection, Database};
 use schema_id::MigrationId;
@@ -83,9 +83,9 @@ pub struct LockHolder {
     /// The holder's fencing number.
     pub fence: i64,
     /// When the lease ends unless renewed (server clock).
-    pub expires_at: Option<bson::DateTime>,
+    pub expires_at: Option<mongodb::bson::DateTime>,
     /// When the holder last renewed it (server clock).
-    pub renewed_at: Option<bson::DateTime>,
+    pub renewed_at: Option<mongodb::bson::DateTime>,
     /// The holder's host.
     pub host: Option<String>,
     /// The holder's process id.
@@ -100,7 +100,7 @@ pub struct LockState {
     /// Whether a process holds an unexpired lease.
     pub held: bool,
     /// The server's clock when it was read.
-    pub server_now: bson::DateTime,
+    pub server_now: mongodb::bson::DateTime,
 }
 
 impl LockState {
@@ -173,7 +173,7 @@ impl LockState {
                 Some(_) => "nobody holds it".to_owned(),
             };
         };
-        let ago = |at: Option<bson::DateTime>| {
+        let ago = |at: Option<mongodb::bson::DateTime>| {
             at.map(|at| {
                 let ms = self.server_now.timestamp_millis() - at.timestamp_millis();
                 format!("{:.1} s ago", ms as f64 / 1000.0)
@@ -501,12 +501,12 @@ impl LeaseLock {
                     .get_datetime("now")
                     .ok()
                     .copied()
-                    .unwrap_or_else(bson::DateTime::now),
+                    .unwrap_or_else(mongodb::bson::DateTime::now),
             },
             None => LockState {
                 document: None,
                 held: false,
-                server_now: bson::DateTime::now(),
+                server_now: mongodb::bson::DateTime::now(),
             },
         })
     }
@@ -590,7 +590,7 @@ impl LeaseLock {
             let mut replacement = doc! {
                 "_id": LOCK_ID,
                 "fence": fence,
-                "released_at": bson::DateTime::now(),
+                "released_at": mongodb::bson::DateTime::now(),
                 "released_by": &by,
             };
             if state.held {
@@ -604,7 +604,7 @@ impl LeaseLock {
                 replacement.insert("expires_at", expires);
             } else {
                 replacement.insert("owner", Bson::Null);
-                replacement.insert("expires_at", bson::DateTime::from_millis(0));
+                replacement.insert("expires_at", mongodb::bson::DateTime::from_millis(0));
             }
             let written = match &state.document {
                 // Only over the document that was read: a holder that took it meanwhile wins.
@@ -867,7 +867,7 @@ mod tests {
         LockState {
             document: Some(document),
             held: false,
-            server_now: bson::DateTime::from_millis(1_000_000),
+            server_now: mongodb::bson::DateTime::from_millis(1_000_000),
         }
     }
 
@@ -884,7 +884,7 @@ mod tests {
         );
         assert!(s.describe().contains("cannot be read"), "{}", s.describe());
         let far = state(doc! { "owner": "a", "fence": 1,
-        "expires_at": bson::DateTime::from_millis(1_000_000 + 2 * SANE_LEASE_MS) });
+        "expires_at": mongodb::bson::DateTime::from_millis(1_000_000 + 2 * SANE_LEASE_MS) });
         assert_eq!(far.problems().len(), 1, "{:?}", far.problems());
     }
 

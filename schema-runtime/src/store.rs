@@ -16,8 +16,8 @@
 //! Every write is conditional on `fence`, the lock's fencing number (see [`lock`](crate::lock)):
 //! a process whose lease was taken over cannot record anything.
 
-use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
 use schema_id::MigrationId;
@@ -69,9 +69,9 @@ pub struct MigrationRecord {
     /// Checksum of the body that ran; absent in documents of the reference system.
     pub checksum: Option<String>,
     /// When the last attempt started (server clock).
-    pub started_at: Option<bson::DateTime>,
+    pub started_at: Option<mongodb::bson::DateTime>,
     /// When the last attempt ended (`applied_at` for the reference system's documents).
-    pub finished_at: Option<bson::DateTime>,
+    pub finished_at: Option<mongodb::bson::DateTime>,
     /// How long the last attempt took.
     pub duration_ms: Option<i64>,
     /// The host that ran the last attempt.
@@ -731,7 +731,7 @@ mod tests {
 
     #[test]
     fn a_record_written_by_this_library_reads_back_whole() {
-        let at = bson::DateTime::from_millis(1_700_000_000_000);
+        let at = mongodb::bson::DateTime::from_millis(1_700_000_000_000);
         let r = parse(doc! {
             "_id": "0003", "description": "Replay indexes", "state": "failed",
             "checksum": "abc", "function": "app::replay", "started_at": at, "finished_at": at,
@@ -754,7 +754,7 @@ mod tests {
 
     #[test]
     fn a_reference_record_is_an_applied_migration_with_the_number_before_the_underscore() {
-        let at = bson::DateTime::from_millis(1_600_000_000_000);
+        let at = mongodb::bson::DateTime::from_millis(1_600_000_000_000);
         let r =
             parse(doc! { "_id": "0001_events_init", "description": "Events", "applied_at": at })
                 .unwrap();

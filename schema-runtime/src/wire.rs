@@ -5,8 +5,8 @@
 //! A leaf: it uses nothing else of this crate, so any module may use it without a cycle.
 //! (Error inspection, `is_duplicate_key` and labels, lives in `error::driver`, also a leaf.)
 
-use bson::Bson;
 use mongodb::ClientSession;
+use mongodb::bson::Bson;
 use mongodb::options::{ReadConcern, WriteConcern};
 
 /// This machine's host name, as records and the lease name it.

@@ -11,7 +11,7 @@ pub(crate) mod driver;
 use std::fmt;
 use std::time::Duration;
 
-use bson::Document;
+use mongodb::bson::Document;
 
 pub use cause::Cause;
 pub use driver::ErrorClass;
@@ -644,8 +644,8 @@ mod tests {
             Error::IndexConflict {
                 collection: s(),
                 name: s(),
-                existing: Box::new(bson::doc! { "k": s() }),
-                requested: Box::new(bson::doc! { "k": s() }),
+                existing: Box::new(mongodb::bson::doc! { "k": s() }),
+                requested: Box::new(mongodb::bson::doc! { "k": s() }),
                 migration: Some(id()),
             },
             Error::BadRecord {
