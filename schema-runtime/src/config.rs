@@ -136,8 +136,8 @@ impl Settings {
                 return Err(config(
                     "MONGODB_DATABASE",
                     format!(
-                        "no database is named: set MONGODB_DATABASE, or put it in the path of {uri_name} ({}/app)",
-                        scrub(uri.trim_end_matches('/'))
+                        "no database is named: set MONGODB_DATABASE, or put it in the path of {uri_name} ({})",
+                        with_database(&scrub(&uri), "app")
                     ),
                 ));
             }
@@ -247,6 +247,22 @@ fn seconds(
     }
 }
 
+/// `uri` with `database` as its path, where MongoDB's connection string format puts it: after
+/// the hosts and before the options (`mongodb://host:27017/app?directConnection=true`).
+fn with_database(uri: &str, database: &str) -> String {
+    let hosts_at = uri.find("://").map_or(0, |i| i + 3);
+    let rest = &uri[hosts_at..];
+    let (hosts, options) = match rest.find(['/', '?']) {
+        Some(i) => {
+            let after = rest[i..].trim_start_matches('/');
+            let options = after.find('?').map_or("", |q| &after[q..]);
+            (&rest[..i], options)
+        }
+        None => (rest, ""),
+    };
+    format!("{}{hosts}/{database}{options}", &uri[..hosts_at])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +322,27 @@ mod tests {
             err.contains("MONGODB_DATABASE") && !err.contains("hunter2"),
             "{err}"
         );
+        for (uri, suggested) in [
+            (
+                "mongodb://127.0.0.1:47311/?directConnection=true",
+                "mongodb://127.0.0.1:47311/app?directConnection=true",
+            ),
+            (
+                "mongodb://h:1?directConnection=true",
+                "mongodb://h:1/app?directConnection=true",
+            ),
+            ("mongodb://h", "mongodb://h/app"),
+            ("mongodb://a,b/", "mongodb://a,b/app"),
+            (
+                "mongodb+srv://c.example.net/?w=1",
+                "mongodb+srv://c.example.net/app?w=1",
+            ),
+        ] {
+            let err = Settings::from_lookup(env(&[("MONGODB_URI", uri)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("({suggested})")), "{err}");
+        }
         let err = Settings::from_lookup(env(&[
             ("MONGODB_URI", "mongodb://h/a"),
             ("ENABLE_AUTO_MIGRATION", "maybe"),
