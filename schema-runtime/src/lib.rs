@@ -72,10 +72,8 @@ pub use deployment::Deployment;
 pub use error::{BoxError, Cause, Error, ErrorClass, Result};
 pub use indexes::{IndexReport, IndexSpec, ensure_indexes, list_indexes};
 pub use lock::{LockHolder, LockState, Unlocked};
-pub use migrator::{
-    AppliedMigration, ChecksumPolicy, Finding, Health, Migrator, Report, Warning, defaults,
-};
-pub use plan::{ChecksumStatus, EntryState, Plan, PlanEntry};
+pub use migrator::{AppliedMigration, ChecksumPolicy, Health, Migrator, Report, Warning, defaults};
+pub use plan::{ChecksumStatus, EntryState, Finding, Plan, PlanEntry};
 pub use redact::{remember_secret, scrub};
 pub use registry::{Migration, Registry};
 pub use store::{MigrationRecord, RecordState};

@@ -31,6 +31,110 @@ pub enum EntryState {
     Pending,
 }
 
+/// Something `verify` found wrong.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The database recorded a different migration under this id (its function and its
+    /// description both differ): two branches used the same id.
+    DifferentMigration {
+        /// The id.
+        id: MigrationId,
+        /// The function the database recorded.
+        recorded_function: String,
+        /// The function registered now.
+        registered_function: String,
+    },
+    /// An applied migration's code changed.
+    ChecksumChanged {
+        /// The migration.
+        id: MigrationId,
+    },
+    /// A pending migration is below the highest applied id.
+    OutOfOrder {
+        /// The migration.
+        id: MigrationId,
+        /// The highest applied id.
+        highest_applied: MigrationId,
+    },
+    /// A record no registered migration has.
+    Unknown {
+        /// The record's `_id`.
+        key: String,
+    },
+    /// A migration whose last attempt failed.
+    Failed {
+        /// The migration.
+        key: String,
+        /// Its error.
+        error: String,
+    },
+    /// A migration that started and never finished (its process died, or it is running now).
+    Running {
+        /// The migration.
+        key: String,
+    },
+}
+
+impl Finding {
+    /// Its kind, as `--json` names it: `collided`, `changed`, `out_of_order`, `unknown`,
+    /// `failed` or `running`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::DifferentMigration { .. } => "collided",
+            Finding::ChecksumChanged { .. } => "changed",
+            Finding::OutOfOrder { .. } => "out_of_order",
+            Finding::Unknown { .. } => "unknown",
+            Finding::Failed { .. } => "failed",
+            Finding::Running { .. } => "running",
+        }
+    }
+
+    /// The id (or the record's `_id`) it is about.
+    pub fn key(&self) -> String {
+        match self {
+            Finding::DifferentMigration { id, .. }
+            | Finding::ChecksumChanged { id }
+            | Finding::OutOfOrder { id, .. } => id.to_string(),
+            Finding::Unknown { key } | Finding::Failed { key, .. } | Finding::Running { key } => {
+                key.clone()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::DifferentMigration {
+                id,
+                recorded_function,
+                registered_function,
+            } => write!(
+                f,
+                "{id}: the database applied {recorded_function} under this id, this binary registers {registered_function} (two branches used the same id; give the registered one a new id)"
+            ),
+            Finding::ChecksumChanged { id } => {
+                write!(f, "{id}: changed after it was applied (checksum differs)")
+            }
+            Finding::OutOfOrder {
+                id,
+                highest_applied,
+            } => {
+                write!(
+                    f,
+                    "{id}: pending, but {highest_applied} is already applied (out of order)"
+                )
+            }
+            Finding::Unknown { key } => {
+                write!(f, "{key}: applied, but this binary does not know it")
+            }
+            Finding::Failed { key, error } => write!(f, "{key}: failed: {error}"),
+            Finding::Running { key } => write!(f, "{key}: started and never finished"),
+        }
+    }
+}
+
 /// One registered migration and its record.
 #[derive(Debug, Clone)]
 pub struct PlanEntry {
@@ -168,6 +272,53 @@ impl Plan {
                 && description != e.migration.description())
             .then_some((e, record))
         })
+    }
+
+    /// Everything wrong with the database compared with this binary, in the order `verify` lists
+    /// it: the same id used by another migration, changed checksums, failed and unfinished
+    /// migrations, out-of-order pending ids, unknown records.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut findings: Vec<Finding> = self
+            .diverged()
+            .map(|(entry, record)| Finding::DifferentMigration {
+                id: entry.id.clone(),
+                recorded_function: record.function.clone().unwrap_or_default(),
+                registered_function: entry.migration.function(),
+            })
+            .collect();
+        for entry in &self.entries {
+            if let EntryState::Applied(ChecksumStatus::Differs { .. }) = entry.state {
+                findings.push(Finding::ChecksumChanged {
+                    id: entry.id.clone(),
+                });
+            }
+            if let Some(record) = &entry.record {
+                match record.state {
+                    RecordState::Failed => findings.push(Finding::Failed {
+                        key: record.key.clone(),
+                        error: record.last_error.clone().unwrap_or_default(),
+                    }),
+                    RecordState::Running => findings.push(Finding::Running {
+                        key: record.key.clone(),
+                    }),
+                    RecordState::Applied => {}
+                }
+            }
+        }
+        for entry in self.out_of_order() {
+            if let Some(highest) = &self.highest_applied {
+                findings.push(Finding::OutOfOrder {
+                    id: entry.id.clone(),
+                    highest_applied: highest.clone(),
+                });
+            }
+        }
+        for record in &self.unknown {
+            findings.push(Finding::Unknown {
+                key: record.key.clone(),
+            });
+        }
+        findings
     }
 
     /// Applied migrations whose body changed since they ran.

@@ -97,7 +97,7 @@ async fn status_and_plan_on_a_fresh_database_send_no_write() {
 
     log.reset();
     let (result, out) = run(&m, &["plan"]).await;
-    assert_eq!(result.unwrap(), Outcome::Success);
+    assert_eq!(result.unwrap(), Outcome::Pending);
     assert_eq!(log.names(), ["find"], "plan sends no write");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "up would apply, in order:");
@@ -119,11 +119,22 @@ async fn status_and_plan_on_a_fresh_database_send_no_write() {
         out.contains("0 applied, 4 pending, 0 unknown to this binary"),
         "{out}"
     );
-    let (_, json) = run(&m, &["status", "--json"]).await;
-    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 4);
+    let (result, json) = run(&m, &["status", "--json"]).await;
+    assert_eq!(result.unwrap(), Outcome::Pending);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (&doc["command"], &doc["result"], &doc["exit_code"]),
+        (&"status".into(), &"pending".into(), &3.into())
+    );
+    let rows = doc["migrations"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
     assert_eq!(rows[3]["id"], "0004");
     assert_eq!(rows[3]["state"], "pending");
+    assert_eq!(rows[3]["attempts"], 0);
+    assert_eq!(rows[3]["destructive"], true);
+    assert!(rows[3]["last_error"].is_null() && rows[3]["checksum_status"].is_null());
+    assert_eq!(rows[3]["checksum"].as_str().unwrap().len(), 64);
+    assert_eq!(doc["problems"], serde_json::json!([]));
     assert!(documents(&t.db, "schema_versions").await.is_empty());
 }
 
@@ -335,6 +346,12 @@ async fn verify_passes_a_clean_database_and_lists_every_problem_otherwise() {
     let (result, out) = run(&m, &["verify"]).await;
     assert_eq!(result.unwrap(), Outcome::Success);
     assert_eq!(out, "verify: no problems\n");
+    let (_, json) = run(&m, &["verify", "--json"]).await;
+    let clean: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (&clean["result"], &clean["exit_code"]),
+        (&"up_to_date".into(), &0.into())
+    );
 
     let versions = t.db.collection::<Document>("schema_versions");
     versions
@@ -370,5 +387,199 @@ async fn verify_passes_a_clean_database_and_lists_every_problem_otherwise() {
         out.contains("problem: 0099: applied, but this binary does not know it"),
         "{out}"
     );
+    assert!(out.contains("pending: 0003 Seed widgets\n"), "{out}");
     assert!(out.ends_with("verify: 4 problem(s)\n"), "{out}");
+
+    let (_, json) = run(&m, &["verify", "--json"]).await;
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (&doc["result"], &doc["exit_code"]),
+        (&"problems".into(), &4.into())
+    );
+    let kinds: Vec<(&str, &str)> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["kind"].as_str().unwrap(), p["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("changed", "0001"),
+            ("failed", "0003"),
+            ("out_of_order", "0003"),
+            ("unknown", "0099")
+        ]
+    );
+    let pending = doc["migrations"].as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (
+            &pending[0]["id"],
+            &pending[0]["state"],
+            &pending[0]["last_error"]
+        ),
+        (&"0003".into(), &"failed".into(), &"boom".into())
+    );
+}
+
+#[tokio::test]
+async fn verify_lists_what_is_pending_and_says_so_in_its_outcome() {
+    let t = TestDb::new("cli_verify_pending").await;
+    let m = migrator(&t);
+    let (result, out) = run(&m, &["up", "--to", "0002"]).await;
+    assert_eq!(result.unwrap(), Outcome::Success);
+    assert!(out.contains("left pending (after --to): 0003"), "{out}");
+    let (result, out) = run(&m, &["verify"]).await;
+    assert_eq!(result.unwrap(), Outcome::Pending);
+    assert_eq!(
+        out,
+        "pending: 0003 Seed widgets\npending: 0004 Drop legacy gadgets\nverify: no problems, 2 pending\n"
+    );
+    let (result, json) = run(&m, &["up", "--allow-destructive", "--json"]).await;
+    assert_eq!(result.unwrap(), Outcome::Success);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (&doc["command"], &doc["result"]),
+        (&"up".into(), &"done".into())
+    );
+    let applied: Vec<&str> = doc["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["0003", "0004"]);
+    assert_eq!(doc["applied"][0]["attempt"], 1);
+    let (result, out) = run(&m, &["status"]).await;
+    assert_eq!(result.unwrap(), Outcome::Success);
+    assert!(out.contains("4 applied, 0 pending"), "{out}");
+    assert_eq!(
+        record(&t.db, "0004")
+            .await
+            .unwrap()
+            .get_str("state")
+            .unwrap(),
+        "applied"
+    );
+}
+
+#[tokio::test]
+async fn every_command_prints_json_and_a_failure_is_a_json_error() {
+    let t = TestDb::new("cli_json").await;
+    let m = migrator(&t).allow_destructive(true);
+    m.apply_all().await.unwrap();
+    for (args, command, key) in [
+        (&["plan", "--json"][..], "plan", "migrations"),
+        (&["redo", "0003", "--json"][..], "redo", "applied"),
+        (
+            &["down", "--to", "0003", "--json"][..],
+            "down",
+            "rolled_back",
+        ),
+        (
+            &["baseline", "--to", "0004", "--json"][..],
+            "baseline",
+            "recorded",
+        ),
+        (&["unlock", "--force", "--json"][..], "unlock", "lock"),
+        (&["status", "--json"][..], "status", "migrations"),
+    ] {
+        let (result, json) = run(&m, args).await;
+        result.unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{args:?}: {e}: {json}"));
+        assert_eq!(doc["command"], command, "{json}");
+        assert!(!doc[key].is_null(), "{args:?}: {json}");
+        assert_eq!(doc["exit_code"], 0, "{json}");
+    }
+    let (_, json) = run(&m, &["down", "--to", "0003", "--json"]).await;
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["rolled_back"], serde_json::json!(["0004"]));
+    assert!(record(&t.db, "0004").await.is_none());
+
+    let (result, json) = run(&m, &["redo", "0099", "--json"]).await;
+    let error = result.unwrap_err().to_string();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (&doc["result"], &doc["exit_code"], &doc["error"]),
+        (&"error".into(), &1.into(), &error.into())
+    );
+}
+
+/// The `migrate` binary as an application embeds the CLI (tests/src/bin/migrate.rs, group
+/// `cli_proc`: two migrations).
+fn migrate(database: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["--db", database])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_a_pipeline_can_use_and_a_closed_pipe_ends_quietly() {
+    let t = TestDb::new("cli_exit").await;
+    let code = |args: &[&str]| {
+        let output = migrate(t.name(), args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+
+    let (status, out) = code(&["verify"]);
+    assert_eq!(status, Some(3), "{out}");
+    assert!(
+        out.contains("pending: 0001 Create gizmos\npending: 0002 Seed gizmos\n"),
+        "{out}"
+    );
+    assert_eq!(code(&["status"]).0, Some(3));
+    let (status, out) = code(&["plan", "--json"]);
+    assert_eq!(status, Some(3));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["result"], "pending");
+
+    assert_eq!(code(&["up"]).0, Some(0));
+    assert_eq!(
+        code(&["verify"]),
+        (Some(0), "verify: no problems\n".to_owned())
+    );
+    assert_eq!(code(&["status"]).0, Some(0));
+
+    t.db.collection::<Document>("schema_versions")
+        .update_one(
+            doc! { "_id": "0002" },
+            doc! { "$set": { "checksum": "edited" } },
+        )
+        .await
+        .unwrap();
+    let (status, out) = code(&["verify"]);
+    assert_eq!(status, Some(4), "{out}");
+    assert!(
+        out.contains("problem: 0002: changed after it was applied"),
+        "{out}"
+    );
+    assert_eq!(code(&["status"]).0, Some(4));
+
+    let (status, out) = code(&["redo", "0099"]);
+    assert_eq!(status, Some(1), "{out}");
+    assert!(out.starts_with("error: "), "{out}");
+    assert_eq!(code(&["no-such-command"]).0, Some(2));
+
+    // The reader is gone before the command prints: the output ends quietly, the exit code is
+    // the command's own.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["--db", t.name(), "status", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr, "");
 }

@@ -25,7 +25,7 @@ use crate::store::{AppliedWrite, DEFAULT_COLLECTION, VersionStore, highest_fence
 
 pub use check::ChecksumPolicy;
 pub(crate) use exec::{Ended, Step, release_after, run_guarded};
-pub use operations::{Finding, Health};
+pub use operations::Health;
 pub(crate) use report::log_warning;
 pub use report::{AppliedMigration, Report, Warning};
 pub(crate) use wait::Acquired;

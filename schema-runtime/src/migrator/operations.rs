@@ -12,7 +12,7 @@ use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::lock::Lease;
-use crate::plan::{ChecksumStatus, EntryState, Plan};
+use crate::plan::{Finding, Plan};
 use crate::store::RecordState;
 
 /// A cheap summary for readiness and health checks: one query.
@@ -34,83 +34,6 @@ pub struct Health {
     pub failed: Vec<String>,
     /// Why the server could not be read, when it could not.
     pub error: Option<String>,
-}
-
-/// Something `verify` found wrong.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finding {
-    /// The database recorded a different migration under this id (its function and its
-    /// description both differ): two branches used the same id.
-    DifferentMigration {
-        /// The id.
-        id: MigrationId,
-        /// The function the database recorded.
-        recorded_function: String,
-        /// The function registered now.
-        registered_function: String,
-    },
-    /// An applied migration's code changed.
-    ChecksumChanged {
-        /// The migration.
-        id: MigrationId,
-    },
-    /// A pending migration is below the highest applied id.
-    OutOfOrder {
-        /// The migration.
-        id: MigrationId,
-        /// The highest applied id.
-        highest_applied: MigrationId,
-    },
-    /// A record no registered migration has.
-    Unknown {
-        /// The record's `_id`.
-        key: String,
-    },
-    /// A migration whose last attempt failed.
-    Failed {
-        /// The migration.
-        key: String,
-        /// Its error.
-        error: String,
-    },
-    /// A migration that started and never finished (its process died, or it is running now).
-    Running {
-        /// The migration.
-        key: String,
-    },
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Finding::DifferentMigration {
-                id,
-                recorded_function,
-                registered_function,
-            } => write!(
-                f,
-                "{id}: the database applied {recorded_function} under this id, this binary registers {registered_function} (two branches used the same id; give the registered one a new id)"
-            ),
-            Finding::ChecksumChanged { id } => {
-                write!(f, "{id}: changed after it was applied (checksum differs)")
-            }
-            Finding::OutOfOrder {
-                id,
-                highest_applied,
-            } => {
-                write!(
-                    f,
-                    "{id}: pending, but {highest_applied} is already applied (out of order)"
-                )
-            }
-            Finding::Unknown { key } => {
-                write!(f, "{key}: applied, but this binary does not know it")
-            }
-            Finding::Failed { key, error } => write!(f, "{key}: failed: {error}"),
-            Finding::Running { key } => write!(f, "{key}: started and never finished"),
-        }
-    }
 }
 
 impl Migrator {
@@ -178,48 +101,7 @@ impl Migrator {
     /// Everything wrong with the database compared with this binary: changed checksums,
     /// out-of-order pending ids, unknown records, failed and unfinished migrations. One query.
     pub async fn verify(&self) -> Result<Vec<Finding>> {
-        let plan = self.plan().await?;
-        let mut findings: Vec<Finding> = plan
-            .diverged()
-            .map(|(entry, record)| Finding::DifferentMigration {
-                id: entry.id.clone(),
-                recorded_function: record.function.clone().unwrap_or_default(),
-                registered_function: entry.migration.function(),
-            })
-            .collect();
-        for entry in &plan.entries {
-            if let EntryState::Applied(ChecksumStatus::Differs { .. }) = entry.state {
-                findings.push(Finding::ChecksumChanged {
-                    id: entry.id.clone(),
-                });
-            }
-            if let Some(record) = &entry.record {
-                match record.state {
-                    RecordState::Failed => findings.push(Finding::Failed {
-                        key: record.key.clone(),
-                        error: record.last_error.clone().unwrap_or_default(),
-                    }),
-                    RecordState::Running => findings.push(Finding::Running {
-                        key: record.key.clone(),
-                    }),
-                    RecordState::Applied => {}
-                }
-            }
-        }
-        for entry in plan.out_of_order() {
-            if let Some(highest) = &plan.highest_applied {
-                findings.push(Finding::OutOfOrder {
-                    id: entry.id.clone(),
-                    highest_applied: highest.clone(),
-                });
-            }
-        }
-        for record in &plan.unknown {
-            findings.push(Finding::Unknown {
-                key: record.key.clone(),
-            });
-        }
-        Ok(findings)
+        Ok(self.plan().await?.findings())
     }
 
     /// Rolls back, newest first, every applied migration above `to` by running its rollback

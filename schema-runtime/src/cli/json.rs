@@ -1,0 +1,182 @@
+//! The `--json` document (its contract is in the documentation of [`crate::cli`]).
+
+use serde::Serialize;
+
+use crate::lock::Unlocked;
+use crate::migrator::AppliedMigration;
+use crate::plan::{ChecksumStatus, EntryState, Finding, PlanEntry};
+use crate::store::{MigrationRecord, RecordState};
+
+/// The document.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Output {
+    pub command: &'static str,
+    pub result: &'static str,
+    pub exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<Vec<MigrationView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<Problem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Vec<Applied>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<Lock>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One migration, registered or only recorded.
+#[derive(Debug, Serialize)]
+pub(crate) struct MigrationView {
+    pub id: String,
+    pub description: String,
+    pub state: &'static str,
+    pub known: bool,
+    pub applied_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub checksum: Option<&'static str>,
+    pub recorded_checksum: Option<String>,
+    pub checksum_status: Option<&'static str>,
+    pub function: Option<String>,
+    pub transaction: bool,
+    pub destructive: bool,
+    pub refused: Option<String>,
+}
+
+/// Something wrong.
+#[derive(Debug, Serialize)]
+pub(crate) struct Problem {
+    pub kind: &'static str,
+    pub id: String,
+    pub message: String,
+}
+
+/// A migration a command ran.
+#[derive(Debug, Serialize)]
+pub(crate) struct Applied {
+    pub id: String,
+    pub description: &'static str,
+    pub duration_ms: u128,
+    pub attempt: i64,
+}
+
+/// What `unlock` did.
+#[derive(Debug, Serialize)]
+pub(crate) struct Lock {
+    pub released_owner: Option<String>,
+    pub released_fence: Option<i64>,
+    pub was_alive: bool,
+    pub repaired: Vec<String>,
+    pub fence: i64,
+}
+
+/// The state word of a record (or of no record).
+pub(crate) fn state(entry: &PlanEntry) -> &'static str {
+    match (&entry.state, entry.record.as_ref().map(|r| r.state)) {
+        (EntryState::Applied(_), _) => "applied",
+        (EntryState::Pending, Some(RecordState::Failed)) => "failed",
+        (EntryState::Pending, Some(RecordState::Running)) => "running",
+        (EntryState::Pending, _) => "pending",
+    }
+}
+
+/// When an applied record finished, as RFC 3339.
+pub(crate) fn applied_at(record: Option<&MigrationRecord>) -> Option<String> {
+    record
+        .filter(|r| r.state == RecordState::Applied)
+        .and_then(|r| r.finished_at)
+        .and_then(|d| d.try_to_rfc3339_string().ok())
+}
+
+impl MigrationView {
+    pub(crate) fn of_entry(entry: &PlanEntry, refused: Option<String>) -> Self {
+        let record = entry.record.as_ref();
+        MigrationView {
+            id: entry.id.to_string(),
+            description: entry.migration.description().to_owned(),
+            state: state(entry),
+            known: true,
+            applied_at: applied_at(record),
+            duration_ms: record
+                .filter(|r| r.state == RecordState::Applied)
+                .and_then(|r| r.duration_ms),
+            attempts: record.map_or(0, |r| r.attempts),
+            last_error: record.and_then(|r| r.last_error.clone()),
+            checksum: Some(entry.migration.checksum()),
+            recorded_checksum: record.and_then(|r| r.checksum.clone()),
+            checksum_status: match &entry.state {
+                EntryState::Applied(ChecksumStatus::Matches) => Some("ok"),
+                EntryState::Applied(ChecksumStatus::Differs { .. }) => Some("changed"),
+                EntryState::Applied(ChecksumStatus::NotRecorded) => Some("not_recorded"),
+                EntryState::Pending => None,
+            },
+            function: Some(entry.migration.function()),
+            transaction: entry.migration.transaction(),
+            destructive: entry.migration.destructive(),
+            refused,
+        }
+    }
+
+    pub(crate) fn of_unknown(record: &MigrationRecord) -> Self {
+        MigrationView {
+            id: record.key.clone(),
+            description: record.description.clone().unwrap_or_default(),
+            state: record.state.as_str(),
+            known: false,
+            applied_at: applied_at(Some(record)),
+            duration_ms: record.duration_ms,
+            attempts: record.attempts,
+            last_error: record.last_error.clone(),
+            checksum: None,
+            recorded_checksum: record.checksum.clone(),
+            checksum_status: None,
+            function: record.function.clone(),
+            transaction: false,
+            destructive: false,
+            refused: None,
+        }
+    }
+}
+
+impl Problem {
+    pub(crate) fn of(finding: &Finding) -> Self {
+        Problem {
+            kind: finding.kind(),
+            id: finding.key(),
+            message: finding.to_string(),
+        }
+    }
+}
+
+impl Applied {
+    pub(crate) fn of(applied: &AppliedMigration) -> Self {
+        Applied {
+            id: applied.id.to_string(),
+            description: applied.description,
+            duration_ms: applied.duration.as_millis(),
+            attempt: applied.attempt,
+        }
+    }
+}
+
+impl Lock {
+    pub(crate) fn of(unlocked: &Unlocked) -> Self {
+        Lock {
+            released_owner: unlocked.previous.as_ref().map(|h| h.owner.clone()),
+            released_fence: unlocked.previous.as_ref().map(|h| h.fence),
+            was_alive: unlocked.was_alive,
+            repaired: unlocked.repaired.clone(),
+            fence: unlocked.fence,
+        }
+    }
+}

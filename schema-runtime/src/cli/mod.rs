@@ -1,0 +1,654 @@
+//! The `migrate` commands, to embed in the application's own binary: migrations are compiled into
+//! the application, so the CLI is a function it calls, for example from `main` when started as
+//! `app migrate status`.
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use schema_runtime::cli::Command;
+//!
+//! #[derive(Parser)]
+//! enum Cli {
+//!     /// Serve (the default work of the application).
+//!     Serve,
+//!     /// Schema migrations.
+//!     #[command(subcommand)]
+//!     Migrate(Command),
+//! }
+//!
+//! # async fn run() -> std::process::ExitCode {
+//! let settings = schema_runtime::Settings::from_env().unwrap();
+//! let migrator = settings.migrator().await.unwrap();
+//! match Cli::parse() {
+//!     Cli::Serve => std::process::ExitCode::SUCCESS,
+//!     Cli::Migrate(command) => command.run_to_exit_code(&migrator).await,
+//! }
+//! # }
+//! ```
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done; for `status`, `plan` and `verify`: everything applied, nothing wrong |
+//! | 1 | the command failed (the error is on stderr, and in the JSON with `--json`) |
+//! | 2 | the arguments were wrong (clap's usage error) |
+//! | 3 | `status`, `plan`, `verify`: nothing wrong, but migrations are pending (listed) |
+//! | 4 | `status`, `plan`, `verify`: problems: a changed, collided, failed, unfinished, unknown or out-of-order migration (listed) |
+//!
+//! `verify` is the gate for a pipeline: it prints each problem and each pending migration.
+//! Every command takes `--json` and then prints one document on stdout, described in
+//! [JSON](self#json) below; a closed pipe (`status --json | head`) ends the output quietly.
+//!
+//! # JSON
+//!
+//! With `--json`, every command prints one document. Fields a command has nothing to say about
+//! are left out; the names and values below are the contract for pipelines:
+//!
+//! ```json
+//! {
+//!   "command": "plan",
+//!   "result": "pending",
+//!   "exit_code": 3,
+//!   "migrations": [
+//!     { "id": "0004", "description": "Drop legacy gadgets", "state": "pending", "known": true,
+//!       "applied_at": null, "duration_ms": null, "attempts": 0, "last_error": null,
+//!       "checksum": "9f2c…", "recorded_checksum": null, "checksum_status": null,
+//!       "function": "app::migrations::drop_gadgets", "transaction": false, "destructive": true,
+//!       "refused": "refused unless --allow-destructive (or AUTO_SCHEMA_DESTRUCTIVE at start-up)" }
+//!   ],
+//!   "problems": []
+//! }
+//! ```
+//!
+//! - `result`: `up_to_date` (0), `pending` (3), `problems` (4) for `status`, `plan` and `verify`;
+//!   `done` (0) for the commands that act; `error` (1) when the command failed, with `error`.
+//! - `migrations`: `status` lists every migration (and records this binary does not know, with
+//!   `known: false`); `plan` and `verify` list the pending ones, in the order `up` runs them.
+//!   `state` is `applied`, `pending`, `failed` or `running`; `checksum_status` is `ok`,
+//!   `changed`, `not_recorded` or null (not applied); `refused` says why `up` would not run it.
+//! - `problems`: `{ "kind", "id", "message" }` with kind `collided`, `changed`, `out_of_order`,
+//!   `unknown`, `failed` or `running`.
+//! - `applied` (`up`, `redo`): `{ "id", "description", "duration_ms", "attempt" }`; `pending`
+//!   (`up --to`): ids left pending; `rolled_back` (`down`) and `recorded` (`baseline`): ids;
+//!   `lock` (`unlock`): `{ "released_owner", "released_fence", "was_alive", "repaired",
+//!   "fence" }`; `warnings`: texts.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use comfy_table::{Table, presets};
+use schema_id::MigrationId;
+
+use crate::deployment::Deployment;
+use crate::error::{Error, Result};
+use crate::lock::LockHolder;
+use crate::migrator::Migrator;
+use crate::plan::{Finding, Plan, PlanEntry};
+
+mod json;
+
+/// One `migrate` command.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Every migration: id, description, state, applied at, duration, checksum; and applied ids
+    /// this binary does not know. Exits 3 when migrations are pending, 4 on problems.
+    Status {
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What `up` would run, in order, and why anything is skipped or refused. Sends no write.
+    /// Exits 3 when migrations are pending, 4 on problems.
+    Plan {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply pending migrations (with the lock).
+    Up {
+        /// Stop after this id.
+        #[arg(long)]
+        to: Option<MigrationId>,
+        /// Also apply migrations marked `destructive`.
+        #[arg(long)]
+        allow_destructive: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll back, newest first, every applied migration above an id, with their rollback
+    /// functions; stops at the first that has none.
+    Down {
+        /// The id to go back to (it stays applied).
+        #[arg(long)]
+        to: MigrationId,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record every migration up to an id as applied without running it, to adopt a database
+    /// built another way (such as by the reference Python system).
+    Baseline {
+        /// The last id to record.
+        #[arg(long)]
+        to: MigrationId,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one applied migration again (instead of deleting its record by hand).
+    Redo {
+        /// The migration.
+        id: MigrationId,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release the lock (and repair an unreadable lock document), raising its fence so that
+    /// the former holder can record nothing more. Refuses a holder whose lease is still running
+    /// unless `--even-if-alive`.
+    Unlock {
+        /// Required: say that you know what you are doing.
+        #[arg(long, required = true)]
+        force: bool,
+        /// Also release a lock whose holder renewed it recently (a stuck migration): that
+        /// holder stops at its next renewal, and the lock opens when its lease would have ended.
+        #[arg(long)]
+        even_if_alive: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The gate for deploy pipelines: lists changed, collided, out-of-order, unknown, failed and
+    /// unfinished migrations (exit 4) and pending ones (exit 3); exits 0 when up to date.
+    Verify {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How a command ended when it did not fail. Its [`exit_code`](Outcome::exit_code) is what
+/// [`Command::run_to_exit_code`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; for `status`, `plan` and `verify`: everything applied and nothing wrong. Exit 0.
+    Success,
+    /// `status`, `plan`, `verify`: nothing wrong, but migrations are pending. Exit 3.
+    Pending,
+    /// `status`, `plan`, `verify`: problems found. Exit 4.
+    Problems,
+}
+
+/// The exit code of a command that failed.
+pub const EXIT_FAILED: u8 = 1;
+
+impl Outcome {
+    /// The process exit code: 0, 3 or 4 (1 is a failed command, 2 a usage error).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Pending => 3,
+            Outcome::Problems => 4,
+        }
+    }
+
+    fn of(plan: &Plan, findings: &[Finding]) -> Self {
+        if !findings.is_empty() {
+            Outcome::Problems
+        } else if plan.has_pending() {
+            Outcome::Pending
+        } else {
+            Outcome::Success
+        }
+    }
+}
+
+impl Command {
+    /// Runs the command, printing to stdout (errors to stderr), and returns the exit code (see
+    /// the [module documentation](self)). A closed stdout ends the output quietly.
+    pub async fn run_to_exit_code(&self, migrator: &Migrator) -> ExitCode {
+        let migrator = migrator
+            .clone()
+            .progress_bars(std::io::stderr().is_terminal());
+        let mut stdout = EndsQuietly {
+            inner: std::io::stdout(),
+            closed: false,
+        };
+        let code = match self.run(&migrator, &mut stdout).await {
+            Ok(outcome) => outcome.exit_code(),
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "error: {error}");
+                EXIT_FAILED
+            }
+        };
+        // Close the connections before the runtime goes away: a pool still working while the
+        // process exits can panic in the driver's background tasks.
+        migrator.database().client().clone().shutdown().await;
+        ExitCode::from(code)
+    }
+
+    /// Runs the command, writing what it did to `out` (one JSON document with `--json`, also
+    /// when the command fails).
+    pub async fn run(&self, migrator: &Migrator, out: &mut dyn Write) -> Result<Outcome> {
+        let mut doc = json::Output {
+            command: self.name(),
+            ..Default::default()
+        };
+        let mut text = Printer {
+            out: &mut *out,
+            quiet: self.json(),
+        };
+        let result = self.execute(migrator, &mut text, &mut doc).await;
+        if self.json() {
+            match &result {
+                Ok(outcome) => {
+                    doc.exit_code = outcome.exit_code();
+                    doc.result = match (outcome, self.reports_state()) {
+                        (Outcome::Success, true) => "up_to_date",
+                        (Outcome::Success, false) => "done",
+                        (Outcome::Pending, _) => "pending",
+                        (Outcome::Problems, _) => "problems",
+                    };
+                }
+                Err(error) => {
+                    doc = json::Output {
+                        command: self.name(),
+                        result: "error",
+                        exit_code: EXIT_FAILED,
+                        error: Some(error.to_string()),
+                        ..Default::default()
+                    };
+                }
+            }
+            let document = serde_json::to_string_pretty(&doc).expect("the output serializes");
+            say(out, document)?;
+        }
+        result
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Status { .. } => "status",
+            Command::Plan { .. } => "plan",
+            Command::Up { .. } => "up",
+            Command::Down { .. } => "down",
+            Command::Baseline { .. } => "baseline",
+            Command::Redo { .. } => "redo",
+            Command::Unlock { .. } => "unlock",
+            Command::Verify { .. } => "verify",
+        }
+    }
+
+    fn json(&self) -> bool {
+        match self {
+            Command::Status { json }
+            | Command::Plan { json }
+            | Command::Up { json, .. }
+            | Command::Down { json, .. }
+            | Command::Baseline { json, .. }
+            | Command::Redo { json, .. }
+            | Command::Unlock { json, .. }
+            | Command::Verify { json } => *json,
+        }
+    }
+
+    /// Whether the command reports the database's state (and exits by it).
+    fn reports_state(&self) -> bool {
+        matches!(
+            self,
+            Command::Status { .. } | Command::Plan { .. } | Command::Verify { .. }
+        )
+    }
+
+    async fn execute(
+        &self,
+        migrator: &Migrator,
+        text: &mut Printer<'_>,
+        doc: &mut json::Output,
+    ) -> Result<Outcome> {
+        match self {
+            Command::Status { .. } => status(migrator, text, doc).await,
+            Command::Plan { .. } => plan(migrator, text, doc).await,
+            Command::Verify { .. } => verify(migrator, text, doc).await,
+            Command::Up {
+                to,
+                allow_destructive,
+                ..
+            } => {
+                let migrator = migrator.clone().allow_destructive(*allow_destructive);
+                let report = migrator.up(to.as_ref()).await?;
+                for applied in &report.applied {
+                    text.line(format!(
+                        "applied {} {} ({} ms, attempt {})",
+                        applied.id,
+                        applied.description,
+                        applied.duration.as_millis(),
+                        applied.attempt
+                    ))?;
+                }
+                if report.applied.is_empty() {
+                    text.line("nothing to apply")?;
+                }
+                for id in &report.pending {
+                    text.line(format!("left pending (after --to): {id}"))?;
+                }
+                for warning in &report.warnings {
+                    text.line(format!("warning: {warning}"))?;
+                }
+                doc.applied = Some(report.applied.iter().map(json::Applied::of).collect());
+                doc.pending = Some(report.pending.iter().map(|id| id.to_string()).collect());
+                doc.warnings = Some(report.warnings.iter().map(|w| w.to_string()).collect());
+                Ok(Outcome::Success)
+            }
+            Command::Down { to, .. } => {
+                let rolled_back = migrator.down(to).await?;
+                for id in &rolled_back {
+                    text.line(format!("rolled back {id}"))?;
+                }
+                if rolled_back.is_empty() {
+                    text.line(format!("nothing is applied above {to}"))?;
+                }
+                doc.rolled_back = Some(rolled_back.iter().map(|id| id.to_string()).collect());
+                Ok(Outcome::Success)
+            }
+            Command::Baseline { to, .. } => {
+                let adopted = migrator.baseline(to).await?;
+                for id in &adopted {
+                    text.line(format!("recorded {id} as applied without running it"))?;
+                }
+                if adopted.is_empty() {
+                    text.line(format!("everything up to {to} is already applied"))?;
+                }
+                doc.recorded = Some(adopted.iter().map(|id| id.to_string()).collect());
+                Ok(Outcome::Success)
+            }
+            Command::Redo { id, .. } => {
+                let applied = migrator.redo(id).await?;
+                text.line(format!(
+                    "ran {} {} again ({} ms, attempt {})",
+                    applied.id,
+                    applied.description,
+                    applied.duration.as_millis(),
+                    applied.attempt
+                ))?;
+                doc.applied = Some(vec![json::Applied::of(&applied)]);
+                Ok(Outcome::Success)
+            }
+            Command::Unlock { even_if_alive, .. } => {
+                let floor = crate::store::highest_fence(&migrator.store().load().await?);
+                let unlocked = migrator.lock().force_release(floor, *even_if_alive).await?;
+                if !unlocked.repaired.is_empty() {
+                    text.line(format!(
+                        "repaired the lock document ({})",
+                        unlocked.repaired.join("; ")
+                    ))?;
+                }
+                text.line(match (&unlocked.previous, unlocked.was_alive) {
+                    (Some(h), true) => format!(
+                        "released the lock held by {} (fence {}{}, last renewed {}); the fence is now {}: that process can record nothing more and stops at its next renewal; the lock opens when its lease would have ended",
+                        h.owner,
+                        h.fence,
+                        host_pid(h),
+                        when(h.renewed_at),
+                        unlocked.fence
+                    ),
+                    (Some(h), false) => format!(
+                        "released the lock last held by {} (fence {}{}, lease expired); the fence is now {}",
+                        h.owner,
+                        h.fence,
+                        host_pid(h),
+                        unlocked.fence
+                    ),
+                    (None, _) => {
+                        format!("the lock was not held; the fence is now {}", unlocked.fence)
+                    }
+                })?;
+                doc.lock = Some(json::Lock::of(&unlocked));
+                Ok(Outcome::Success)
+            }
+        }
+    }
+}
+
+/// Text output, silent when the command prints JSON instead.
+struct Printer<'a> {
+    out: &'a mut dyn Write,
+    quiet: bool,
+}
+
+impl Printer<'_> {
+    fn line(&mut self, line: impl Into<String>) -> Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        say(self.out, line.into())
+    }
+}
+
+/// Stdout that stops writing, without an error, once the reader has gone
+/// (`status --json | head`): what the command did stays done and its exit code stands.
+struct EndsQuietly<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Write for EndsQuietly<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+fn host_pid(holder: &LockHolder) -> String {
+    match (&holder.host, holder.pid) {
+        (Some(host), Some(pid)) => format!(", host {host}, pid {pid}"),
+        _ => String::new(),
+    }
+}
+
+fn when(at: Option<mongodb::bson::DateTime>) -> String {
+    at.and_then(|at| at.try_to_rfc3339_string().ok())
+        .unwrap_or_else(|| "at an unknown time".to_owned())
+}
+
+fn say(out: &mut dyn Write, line: String) -> Result<()> {
+    writeln!(out, "{line}").map_err(|e| Error::Output {
+        problem: e.to_string(),
+    })
+}
+
+async fn status(
+    migrator: &Migrator,
+    text: &mut Printer<'_>,
+    doc: &mut json::Output,
+) -> Result<Outcome> {
+    let plan = migrator.plan().await?;
+    let findings = plan.findings();
+    let mut rows: Vec<json::MigrationView> = plan
+        .entries
+        .iter()
+        .map(|e| json::MigrationView::of_entry(e, None))
+        .collect();
+    rows.extend(plan.unknown.iter().map(json::MigrationView::of_unknown));
+    let mut table = Table::new();
+    table.load_style(presets::ASCII_MARKDOWN);
+    table.set_header([
+        "id",
+        "description",
+        "state",
+        "applied at",
+        "duration",
+        "checksum",
+    ]);
+    for row in &rows {
+        table.add_row([
+            row.id.clone(),
+            row.description.clone(),
+            if row.known {
+                row.state.to_owned()
+            } else {
+                format!("{} (unknown to this binary)", row.state)
+            },
+            row.applied_at.clone().unwrap_or_else(|| "-".into()),
+            row.duration_ms
+                .map(|d| format!("{d} ms"))
+                .unwrap_or_else(|| "-".into()),
+            match row.checksum_status {
+                Some("ok") => "ok".into(),
+                Some("changed") => "CHANGED".into(),
+                Some("not_recorded") => "not recorded".into(),
+                _ => "-".into(),
+            },
+        ]);
+    }
+    text.line(table.to_string())?;
+    let pending = plan.pending().count();
+    text.line(format!(
+        "{} applied, {pending} pending, {} unknown to this binary",
+        plan.entries.len() - pending,
+        plan.unknown.len()
+    ))?;
+    problems(&findings, text, doc)?;
+    doc.migrations = Some(rows);
+    Ok(Outcome::of(&plan, &findings))
+}
+
+/// Why `up` would not run a pending migration, if it would not.
+fn refusal(plan: &Plan, entry: &PlanEntry, transactions: Option<bool>) -> Option<String> {
+    if let Some(highest) = plan.highest_applied.as_ref().filter(|h| &entry.id < *h) {
+        Some(format!(
+            "refused: out of order, {highest} is already applied (allow_out_of_order)"
+        ))
+    } else if entry.migration.transaction() && transactions == Some(false) {
+        Some("refused: needs a transaction and the server is standalone".to_owned())
+    } else if entry.migration.destructive() {
+        Some(
+            "refused unless --allow-destructive (or AUTO_SCHEMA_DESTRUCTIVE at start-up)"
+                .to_owned(),
+        )
+    } else {
+        None
+    }
+}
+
+async fn plan(
+    migrator: &Migrator,
+    text: &mut Printer<'_>,
+    doc: &mut json::Output,
+) -> Result<Outcome> {
+    let plan: Plan = migrator.plan().await?;
+    let findings = plan.findings();
+    let transactions = if plan.pending().any(|e| e.migration.transaction()) {
+        Some(
+            Deployment::detect(migrator.database())
+                .await?
+                .supports_transactions(),
+        )
+    } else {
+        None
+    };
+    if plan.has_pending() {
+        text.line("up would apply, in order:")?;
+    } else {
+        text.line("nothing to apply")?;
+    }
+    let mut rows = Vec::new();
+    for entry in plan.pending() {
+        let mut notes = Vec::new();
+        if let Some(record) = &entry.record {
+            notes.push(format!("retry, attempt {}", record.attempts + 1));
+        }
+        if entry.migration.transaction() {
+            notes.push("in a transaction".into());
+        }
+        if entry.migration.destructive() {
+            notes.push("destructive".into());
+        }
+        let refusal = refusal(&plan, entry, transactions);
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", notes.join(", "))
+        };
+        text.line(format!(
+            "  {} {}{notes}",
+            entry.id,
+            entry.migration.description()
+        ))?;
+        if let Some(refusal) = &refusal {
+            text.line(format!("      {refusal}"))?;
+        }
+        rows.push(json::MigrationView::of_entry(entry, refusal));
+    }
+    for record in &plan.unknown {
+        text.line(format!(
+            "skipped: {} is applied but unknown to this binary",
+            record.key
+        ))?;
+    }
+    problems(&findings, text, doc)?;
+    doc.migrations = Some(rows);
+    Ok(Outcome::of(&plan, &findings))
+}
+
+async fn verify(
+    migrator: &Migrator,
+    text: &mut Printer<'_>,
+    doc: &mut json::Output,
+) -> Result<Outcome> {
+    let plan = migrator.plan().await?;
+    let findings = plan.findings();
+    problems(&findings, text, doc)?;
+    let pending: Vec<&PlanEntry> = plan.pending().collect();
+    for entry in &pending {
+        text.line(format!(
+            "pending: {} {}",
+            entry.id,
+            entry.migration.description()
+        ))?;
+    }
+    doc.migrations = Some(
+        pending
+            .iter()
+            .map(|e| json::MigrationView::of_entry(e, None))
+            .collect(),
+    );
+    let outcome = Outcome::of(&plan, &findings);
+    text.line(match outcome {
+        Outcome::Success => "verify: no problems".to_owned(),
+        Outcome::Pending => format!("verify: no problems, {} pending", pending.len()),
+        Outcome::Problems => format!("verify: {} problem(s)", findings.len()),
+    })?;
+    Ok(outcome)
+}
+
+/// Prints each finding (`problem: ...`) and puts them in the document.
+fn problems(findings: &[Finding], text: &mut Printer<'_>, doc: &mut json::Output) -> Result<()> {
+    for finding in findings {
+        text.line(format!("problem: {finding}"))?;
+    }
+    doc.problems = Some(findings.iter().map(json::Problem::of).collect());
+    Ok(())
+}
