@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::{Bson, Document, doc};
 
 use schema_id::MigrationId;
@@ -11,6 +10,7 @@ use schema_id::MigrationId;
 use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::store::CheckpointTarget;
 use crate::wire::start_majority_transaction;
 
@@ -128,17 +128,12 @@ impl Batches<'_> {
             .await
             .map_err(|e| failed("counting the documents", e))?;
 
-        let bar = if self.ctx.progress_bars() {
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} {per_sec} eta {eta}")
-                .expect("a valid template"),
+        let bar = Progress::new(
+            self.ctx.progress_bars(),
+            total,
+            &self.collection,
+            resumed_from,
         );
-        bar.set_message(self.collection.clone());
-        bar.set_position(resumed_from);
 
         let started = Instant::now();
         let mut last_report = Instant::now();
@@ -229,7 +224,7 @@ impl Batches<'_> {
                 tracing::info!(collection = %self.collection, done, total, rate = rate as u64, eta_secs = eta as u64, "batches");
             }
         }
-        bar.finish_and_clear();
+        bar.finish();
         tracing::info!(
             collection = %self.collection,
             visited = report.visited,

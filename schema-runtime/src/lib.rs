@@ -31,10 +31,26 @@
 //! read, the operator commands and the results), `context` and `batch` (what a migration
 //! function gets), `indexes` and `collection` (idempotent helpers), `deployment` (what `hello`
 //! says), `config` (settings from the environment), `error` and `redact` (errors that never show
-//! a password), `wire` (driver-level helpers, a leaf). [`cli`] is public: it is the embedded
-//! command line.
+//! a password), `wire` (driver-level helpers, a leaf), `progress` (progress bars). `cli` is
+//! public: it is the embedded command line.
+//!
+//! # Features
+//!
+//! | feature | default | what it is |
+//! |---|---|---|
+//! | `bson-2` | on | the driver's bson 2 (the driver's default) |
+//! | `bson-3` | | the driver's bson 3: enable it (with `default-features = false`) when your `mongodb` dependency enables `bson-3` |
+//! | `rustls-tls`, `dns-resolver` | on | forwarded to the driver, as its defaults are |
+//! | `rustls-tls-aws-lc`, `openssl-tls` | | forwarded to the driver |
+//! | `cli` | on | the embeddable `migrate` command line (`cli`; brings clap, comfy-table, serde_json) |
+//! | `progress` | on | progress bars for batch walks when the CLI runs in a terminal (indicatif) |
+//!
+//! A service that only calls [`Migrator::apply_all`] can turn off `cli` and `progress`:
+//! `schema-runtime = { version = "0.1", default-features = false, features = ["bson-2"] }`
+//! (TLS and DNS then come from the application's own `mongodb` dependency).
 
 mod batch;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod collection;
 mod config;
@@ -47,6 +63,7 @@ mod indexes;
 mod lock;
 mod migrator;
 mod plan;
+mod progress;
 mod redact;
 mod registry;
 mod store;

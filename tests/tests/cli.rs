@@ -583,3 +583,39 @@ async fn exit_codes_a_pipeline_can_use_and_a_closed_pipe_ends_quietly() {
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert_eq!(stderr, "");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_application_without_clap_runs_the_cli_from_its_arguments() {
+    let t = TestDb::new("cli_noclap").await;
+    let noclap = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_noclap"))
+            .arg(t.name())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = noclap(&["migrate", "verify"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("pending: 0001 Create sprockets"), "{out}");
+    let (code, out, _) = noclap(&["migrate", "up", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["applied"][0]["id"], "0001");
+    assert!(
+        t.db.list_collection_names()
+            .await
+            .unwrap()
+            .contains(&"sprockets".to_owned())
+    );
+    let (code, _, err) = noclap(&["migrate", "sideways"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unrecognized subcommand 'sideways'"), "{err}");
+    let (code, out, _) = noclap(&["migrate", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("verify"), "{out}");
+}

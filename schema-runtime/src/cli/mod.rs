@@ -2,6 +2,22 @@
 //! the application, so the CLI is a function it calls, for example from `main` when started as
 //! `app migrate status`.
 //!
+//! Without clap in the application, [`run_from_args`] parses the words itself:
+//!
+//! ```no_run
+//! # async fn main_() -> std::process::ExitCode {
+//! # let migrator: schema_runtime::Migrator = todo!();
+//! // `app migrate verify --json`
+//! if std::env::args().nth(1).as_deref() == Some("migrate") {
+//!     return schema_runtime::cli::run_from_args(&migrator, std::env::args().skip(1)).await;
+//! }
+//! # std::process::ExitCode::SUCCESS
+//! # }
+//! ```
+//!
+//! An application with its own clap command line nests [`Command`] as a subcommand (the
+//! re-exported [`clap`] is the version it was built with):
+//!
 //! ```no_run
 //! use clap::Parser;
 //! use schema_runtime::cli::Command;
@@ -86,6 +102,37 @@ use crate::migrator::Migrator;
 use crate::plan::{Finding, Plan, PlanEntry};
 
 mod json;
+
+pub use clap;
+
+/// `migrate <command>` on its own, for [`run_from_args`].
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "migrate",
+    about = "Schema migrations: status, plan, up, down, baseline, redo, unlock, verify"
+)]
+pub struct Migrate {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Parses `args` (the program's name first, as in `std::env::args()`, then the command, such as
+/// `["migrate", "verify", "--json"]`) and runs the command: the exit code is that of
+/// [`Command::run_to_exit_code`], or 2 with clap's message for wrong arguments (0 for `--help`).
+pub async fn run_from_args<I, T>(migrator: &Migrator, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match <Migrate as clap::Parser>::try_parse_from(args) {
+        Ok(parsed) => parsed.command.run_to_exit_code(migrator).await,
+        Err(error) => {
+            let _ = error.print();
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+        }
+    }
+}
 
 /// One `migrate` command.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -376,8 +423,7 @@ impl Command {
                 Ok(Outcome::Success)
             }
             Command::Unlock { even_if_alive, .. } => {
-                let floor = crate::store::highest_fence(&migrator.store().load().await?);
-                let unlocked = migrator.lock().force_release(floor, *even_if_alive).await?;
+                let unlocked = migrator.force_unlock(*even_if_alive).await?;
                 if !unlocked.repaired.is_empty() {
                     text.line(format!(
                         "repaired the lock document ({})",

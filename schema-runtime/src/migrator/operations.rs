@@ -98,8 +98,18 @@ impl Migrator {
         status
     }
 
-    /// Everything wrong with the database compared with this binary: changed checksums,
-    /// out-of-order pending ids, unknown records, failed and unfinished migrations. One query.
+    /// Releases the lock (`migrate unlock --force`): repairs an unreadable lock document and
+    /// raises the fence above every fence recorded, so the former holder can record nothing
+    /// more. A holder whose lease is still running is refused with
+    /// [`Error::LockHeldByLiveProcess`] unless `even_if_alive`; then the lock stays closed until
+    /// that lease would have ended, so the old holder stops at its next renewal first.
+    pub async fn force_unlock(&self, even_if_alive: bool) -> Result<crate::lock::Unlocked> {
+        let floor = crate::store::highest_fence(&self.store().load().await?);
+        self.lock().force_release(floor, even_if_alive).await
+    }
+
+    /// Everything wrong with the database compared with this binary: see [`Plan::findings`].
+    /// One query.
     pub async fn verify(&self) -> Result<Vec<Finding>> {
         Ok(self.plan().await?.findings())
     }
