@@ -12,9 +12,19 @@
 //! | `SCHEMA_STARTUP_TIMEOUT_SECS` | the longest start-up's first read may take while the server cannot be reached | `20` |
 //! | `SCHEMA_STATUS_TIMEOUT_SECS` | the longest `status()` (and `/health`) waits for the server | `2` |
 //! | `SCHEMA_MIGRATION_TIMEOUT_SECS` | the time limit of migrations that set none | none |
+//! | `SCHEMA_CHECKSUM_POLICY` | an applied migration whose code changed: `warn`, `fail` (refuse to start) or `ignore` | `warn` |
+//! | `SCHEMA_ALLOW_OUT_OF_ORDER` | apply a pending migration whose id is below the highest applied one | `false` |
+//! | `SCHEMA_TRANSACTION_RETRY_SECS` | how long a transactional migration is retried on transient errors | `90` |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
 //! [`Error::Config`] naming the variable; a connection string is never printed with its password.
+//!
+//! [`Settings`] also implements serde's `Deserialize`, so it loads with the rest of an
+//! application's configuration (figment, config, a TOML file): the keys are the fields of
+//! [`Settings`] (`uri`, `database`, `auto_migrate`, `allow_destructive`, `lease`, `max_wait`,
+//! `startup_timeout`, `status_timeout`, `migration_timeout`, `checksum_policy`,
+//! `allow_out_of_order`, `transaction_retry_limit`), durations in seconds, every key but `uri`
+//! optional, an unknown key refused; the values are checked as the variables' are.
 
 use std::fmt;
 use std::time::Duration;
@@ -22,8 +32,10 @@ use std::time::Duration;
 use mongodb::Client;
 use mongodb::options::{ClientOptions, ConnectionString};
 
+use serde::de::{Deserialize, Deserializer, Error as _};
+
 use crate::error::{Error, Result};
-use crate::migrator::{Migrator, defaults};
+use crate::migrator::{ChecksumPolicy, Migrator, defaults};
 use crate::redact::scrub;
 
 /// The settings of a process.
@@ -61,6 +73,12 @@ pub struct Settings {
     pub status_timeout: Duration,
     /// The time limit of migrations that set none.
     pub migration_timeout: Option<Duration>,
+    /// What to do when an applied migration's code changed.
+    pub checksum_policy: ChecksumPolicy,
+    /// Whether a pending migration below the highest applied id may run.
+    pub allow_out_of_order: bool,
+    /// How long a transactional migration is retried on transient errors.
+    pub transaction_retry_limit: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -75,6 +93,9 @@ impl fmt::Debug for Settings {
             .field("startup_timeout", &self.startup_timeout)
             .field("status_timeout", &self.status_timeout)
             .field("migration_timeout", &self.migration_timeout)
+            .field("checksum_policy", &self.checksum_policy)
+            .field("allow_out_of_order", &self.allow_out_of_order)
+            .field("transaction_retry_limit", &self.transaction_retry_limit)
             .finish()
     }
 }
@@ -92,6 +113,9 @@ impl Settings {
             startup_timeout: defaults::STARTUP_TIMEOUT,
             status_timeout: defaults::STATUS_TIMEOUT,
             migration_timeout: None,
+            checksum_policy: ChecksumPolicy::default(),
+            allow_out_of_order: false,
+            transaction_retry_limit: defaults::TRANSACTION_RETRY_LIMIT,
         }
     }
 
@@ -162,6 +186,26 @@ impl Settings {
                     Duration::ZERO,
                 )?),
             },
+            checksum_policy: match get("SCHEMA_CHECKSUM_POLICY") {
+                None => ChecksumPolicy::default(),
+                Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                    "warn" => ChecksumPolicy::Warn,
+                    "fail" => ChecksumPolicy::Fail,
+                    "ignore" => ChecksumPolicy::Ignore,
+                    _ => {
+                        return Err(config(
+                            "SCHEMA_CHECKSUM_POLICY",
+                            format!("it is {value:?}; write warn, fail or ignore"),
+                        ));
+                    }
+                },
+            },
+            allow_out_of_order: flag(&get, "SCHEMA_ALLOW_OUT_OF_ORDER", false)?,
+            transaction_retry_limit: seconds(
+                &get,
+                "SCHEMA_TRANSACTION_RETRY_SECS",
+                defaults::TRANSACTION_RETRY_LIMIT,
+            )?,
             uri,
         })
     }
@@ -206,6 +250,69 @@ impl Settings {
             .startup_timeout(self.startup_timeout)
             .status_timeout(self.status_timeout)
             .migration_timeout(self.migration_timeout)
+            .checksum_policy(self.checksum_policy)
+            .allow_out_of_order(self.allow_out_of_order)
+            .transaction_retry_limit(self.transaction_retry_limit)
+    }
+}
+
+/// The configuration keys of [`Settings`] and the environment variables they stand for.
+const KEYS: &[(&str, &str)] = &[
+    ("uri", "MONGODB_URI"),
+    ("database", "MONGODB_DATABASE"),
+    ("auto_migrate", "ENABLE_AUTO_MIGRATION"),
+    ("allow_destructive", "AUTO_SCHEMA_DESTRUCTIVE"),
+    ("lease", "SCHEMA_LOCK_LEASE_SECS"),
+    ("max_wait", "SCHEMA_LOCK_WAIT_SECS"),
+    ("startup_timeout", "SCHEMA_STARTUP_TIMEOUT_SECS"),
+    ("status_timeout", "SCHEMA_STATUS_TIMEOUT_SECS"),
+    ("migration_timeout", "SCHEMA_MIGRATION_TIMEOUT_SECS"),
+    ("checksum_policy", "SCHEMA_CHECKSUM_POLICY"),
+    ("allow_out_of_order", "SCHEMA_ALLOW_OUT_OF_ORDER"),
+    ("transaction_retry_limit", "SCHEMA_TRANSACTION_RETRY_SECS"),
+];
+
+/// One value of a configuration file, whatever its type; checked as the variable's text is.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for Settings {
+    /// Reads the keys listed in the [module documentation](self): each value is checked as
+    /// the environment variable it stands for would be, and errors name the key.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let values = std::collections::HashMap::<String, Value>::deserialize(deserializer)?;
+        if let Some(unknown) = values
+            .keys()
+            .find(|k| !KEYS.iter().any(|(key, _)| key == k))
+        {
+            let known: Vec<&str> = KEYS.iter().map(|(key, _)| *key).collect();
+            return Err(D::Error::custom(format!(
+                "unknown setting `{unknown}`; the settings are {}",
+                known.join(", ")
+            )));
+        }
+        let lookup = |variable: &str| {
+            let (key, _) = KEYS.iter().find(|(_, v)| *v == variable)?;
+            Some(match values.get(*key)? {
+                Value::Bool(b) => b.to_string(),
+                Value::Integer(n) => n.to_string(),
+                Value::Float(x) => x.to_string(),
+                Value::Text(text) => text.clone(),
+            })
+        };
+        Settings::from_lookup(lookup).map_err(|error| {
+            let mut message = error.to_string();
+            for (key, variable) in KEYS {
+                message = message.replace(variable, &format!("`{key}`"));
+            }
+            D::Error::custom(message.replace(" (nor DATABASE_URL)", ""))
+        })
     }
 }
 
@@ -360,5 +467,85 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("SCHEMA_LOCK_LEASE_SECS"), "{err}");
+    }
+
+    #[test]
+    fn the_policies_from_the_environment() {
+        let s = Settings::from_lookup(env(&[
+            ("MONGODB_URI", "mongodb://h/a"),
+            ("SCHEMA_CHECKSUM_POLICY", "Fail"),
+            ("SCHEMA_ALLOW_OUT_OF_ORDER", "yes"),
+            ("SCHEMA_TRANSACTION_RETRY_SECS", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(s.checksum_policy, ChecksumPolicy::Fail);
+        assert!(s.allow_out_of_order);
+        assert_eq!(s.transaction_retry_limit, Duration::from_secs(5));
+        let defaults = Settings::from_lookup(env(&[("MONGODB_URI", "mongodb://h/a")])).unwrap();
+        assert_eq!(defaults, Settings::new("mongodb://h/a", "a"));
+        let err = Settings::from_lookup(env(&[
+            ("MONGODB_URI", "mongodb://h/a"),
+            ("SCHEMA_CHECKSUM_POLICY", "strict"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("SCHEMA_CHECKSUM_POLICY") && err.contains("warn, fail or ignore"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn settings_load_with_the_applications_configuration() {
+        let s: Settings = serde_json::from_value(serde_json::json!({
+            "uri": "mongodb://app:hunter2@db:27017/?directConnection=true",
+            "database": "shop",
+            "auto_migrate": false,
+            "lease": 12,
+            "max_wait": 2.5,
+            "migration_timeout": 600,
+            "checksum_policy": "ignore",
+            "allow_out_of_order": true,
+        }))
+        .unwrap();
+        assert_eq!(s.database, "shop");
+        assert!(!s.auto_migrate && s.allow_out_of_order);
+        assert_eq!(s.lease, Duration::from_secs(12));
+        assert_eq!(s.max_wait, Duration::from_millis(2500));
+        assert_eq!(s.migration_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(s.checksum_policy, ChecksumPolicy::Ignore);
+        assert_eq!(s.status_timeout, defaults::STATUS_TIMEOUT);
+
+        let from_path: Settings =
+            serde_json::from_value(serde_json::json!({ "uri": "mongodb://h/app" })).unwrap();
+        assert_eq!(from_path, Settings::new("mongodb://h/app", "app"));
+
+        for (bad, expected) in [
+            (
+                serde_json::json!({ "uri": "mongodb://h/a", "leese": 3 }),
+                "unknown setting `leese`",
+            ),
+            (
+                serde_json::json!({ "uri": "mongodb://h/a", "lease": -1 }),
+                "`lease`: it is \"-1\"",
+            ),
+            (
+                serde_json::json!({ "uri": "mongodb://h/a", "auto_migrate": "maybe" }),
+                "`auto_migrate`",
+            ),
+            (
+                serde_json::json!({ "uri": "mongodb://app:hunter2@h/" }),
+                "set `database`, or put it in the path of `uri`",
+            ),
+            (
+                serde_json::json!({ "database": "a" }),
+                "`uri`: it is not set;",
+            ),
+        ] {
+            let err = serde_json::from_value::<Settings>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected) && !err.contains("hunter2"), "{err}");
+        }
     }
 }
