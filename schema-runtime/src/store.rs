@@ -536,6 +536,87 @@ impl VersionStore {
             .await
     }
 
+    /// Removes the record `key` of a migration this binary no longer has (`forget`), by the
+    /// holder of `fence`, after copying it whole into the audit collection with `by`.
+    pub(crate) async fn forget(&self, key: &str, fence: i64, by: &str) -> Result<()> {
+        let record = self.read(key).await?.unwrap_or_default();
+        self.audit(key, doc! { "action": "forget", "record": record }, by)
+            .await?;
+        self.remove(key, fence).await
+    }
+
+    /// Records `checksum` (and this binary's function and description) on `key`'s applied
+    /// record (`accept`): its body changed harmlessly. Who and when go on the record under
+    /// `accepted` and into the audit collection.
+    pub(crate) async fn accept(
+        &self,
+        key: &str,
+        migration: &Declared<'_>,
+        previous_checksum: Option<&str>,
+        fence: i64,
+        by: &str,
+    ) -> Result<()> {
+        let previous = previous_checksum.map_or(Bson::Null, |c| Bson::String(c.to_owned()));
+        self.audit(
+            key,
+            doc! {
+                "action": "accept",
+                "previous_checksum": previous.clone(),
+                "checksum": migration.checksum,
+            },
+            by,
+        )
+        .await?;
+        let mut filter = written_by_fence_or_older(key, fence);
+        filter.insert("state", RecordState::Applied.as_str());
+        self.update_fenced(
+            key,
+            fence,
+            filter,
+            doc! {
+                "$set": {
+                    "checksum": migration.checksum,
+                    "function": &migration.function,
+                    "description": migration.description,
+                    "fence": fence,
+                    "accepted.previous_checksum": previous,
+                    "accepted.by": by,
+                },
+                "$currentDate": { "accepted.at": true },
+            },
+            None,
+            "recording the accepted checksum",
+        )
+        .await
+    }
+
+    /// The collection where `forget` and `accept` note what they did: `<versions>_audit`.
+    pub(crate) fn audit_collection(&self) -> String {
+        format!("{}_audit", self.name())
+    }
+
+    async fn audit(&self, key: &str, mut entry: Document, by: &str) -> Result<()> {
+        entry.insert("key", key);
+        entry.insert("by", by);
+        self.database
+            .collection::<Document>(&self.audit_collection())
+            .update_one(
+                doc! { "_id": mongodb::bson::oid::ObjectId::new() },
+                doc! { "$setOnInsert": entry, "$currentDate": { "at": true } },
+            )
+            .upsert(true)
+            .write_concern(WriteConcern::majority())
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!("noting the change in {}", self.audit_collection()),
+                    Some(key),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
     /// Notes on `key`'s (still applied) record that its rollback failed.
     pub(crate) async fn note_rollback_failure(
         &self,

@@ -619,3 +619,128 @@ async fn an_application_without_clap_runs_the_cli_from_its_arguments() {
     assert_eq!(code, Some(0));
     assert!(out.contains("verify"), "{out}");
 }
+
+#[tokio::test]
+async fn forget_and_accept_are_explicit_recorded_ways_out_of_stale_records() {
+    let t = TestDb::new("cli_forget").await;
+    let m = migrator(&t).allow_destructive(true);
+    m.apply_all().await.unwrap();
+    let versions = t.db.collection::<Document>("schema_versions");
+    let audit = || documents(&t.db, "schema_versions_audit");
+
+    // A migration whose file was deleted, and one the reference system recorded.
+    versions
+        .insert_many([
+            doc! { "_id": "0099", "description": "Deleted since", "state": "applied", "fence": 1_i64 },
+            doc! { "_id": "0098_legacy_step", "description": "Legacy", "applied_at": bson::DateTime::now() },
+        ])
+        .await
+        .unwrap();
+    let (result, _) = run(&m, &["verify"]).await;
+    assert_eq!(result.unwrap(), Outcome::Problems);
+
+    let (result, out) = run(&m, &["forget", "0099"]).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        "forgot the record 0099 (a copy is in schema_versions_audit)\n"
+    );
+    let (result, json) = run(&m, &["forget", "98", "--json"]).await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["forgotten"], serde_json::json!(["0098_legacy_step"]));
+    assert!(record(&t.db, "0099").await.is_none());
+    assert!(record(&t.db, "0098_legacy_step").await.is_none());
+    let entries = audit().await;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].get_str("action").unwrap(), "forget");
+    assert_eq!(entries[0].get_str("key").unwrap(), "0099");
+    assert_eq!(
+        entries[0]
+            .get_document("record")
+            .unwrap()
+            .get_str("description")
+            .unwrap(),
+        "Deleted since"
+    );
+    assert!(entries[0].get_str("by").unwrap().contains("(pid "));
+    assert!(entries[0].get_datetime("at").is_ok());
+    let (result, out) = run(&m, &["verify"]).await;
+    assert_eq!(
+        (result.unwrap(), out.as_str()),
+        (Outcome::Success, "verify: no problems\n")
+    );
+
+    // Refused: a migration this binary has, and a record that does not exist.
+    let (result, _) = run(&m, &["forget", "0002"]).await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("this binary registers it") && err.contains("`down`"),
+        "{err}"
+    );
+    assert!(record(&t.db, "0002").await.is_some());
+    let (result, _) = run(&m, &["forget", "0077"]).await;
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("the database has no record with this id")
+    );
+
+    // A harmless change to an applied migration's body.
+    versions
+        .update_one(
+            doc! { "_id": "0001" },
+            doc! { "$set": { "checksum": "edited" } },
+        )
+        .await
+        .unwrap();
+    let (result, json) = run(&m, &["accept", "0001", "--json"]).await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let current = doc["accepted"][0]["checksum"].as_str().unwrap().to_owned();
+    assert_eq!(doc["accepted"][0]["previous_checksum"], "edited");
+    assert_eq!(current.len(), 64);
+    let accepted = record(&t.db, "0001").await.unwrap();
+    assert_eq!(accepted.get_str("checksum").unwrap(), current);
+    let note = accepted.get_document("accepted").unwrap();
+    assert_eq!(note.get_str("previous_checksum").unwrap(), "edited");
+    assert!(note.get_str("by").unwrap().contains('@') && note.get_datetime("at").is_ok());
+    assert_eq!(
+        accepted.get_i64("attempts").unwrap(),
+        1,
+        "it did not run again"
+    );
+    assert_eq!(count(&t.db, "cli_0001").await, 1);
+    let entries = audit().await;
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2].get_str("action").unwrap(), "accept");
+    let (result, _) = run(&m, &["verify"]).await;
+    assert_eq!(result.unwrap(), Outcome::Success);
+
+    // Refused: nothing to accept; another migration under the same id; not applied.
+    let (result, _) = run(&m, &["accept", "0001"]).await;
+    assert!(result.unwrap_err().to_string().contains("already matches"));
+    versions
+        .update_one(
+            doc! { "_id": "0002" },
+            doc! { "$set": { "checksum": "x", "function": "other::branch", "description": "Something else" } },
+        )
+        .await
+        .unwrap();
+    let (result, _) = run(&m, &["accept", "0002"]).await;
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("give the registered one a new id")
+    );
+    assert_eq!(
+        record(&t.db, "0002")
+            .await
+            .unwrap()
+            .get_str("checksum")
+            .unwrap(),
+        "x"
+    );
+}

@@ -26,6 +26,10 @@ pub(crate) struct Output {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub forgotten: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Vec<Accepted>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<Lock>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
@@ -68,6 +72,14 @@ pub(crate) struct Applied {
     pub description: &'static str,
     pub duration_ms: u128,
     pub attempt: i64,
+}
+
+/// A checksum `accept` recorded.
+#[derive(Debug, Serialize)]
+pub(crate) struct Accepted {
+    pub id: String,
+    pub previous_checksum: Option<String>,
+    pub checksum: String,
 }
 
 /// What `unlock` did.

@@ -85,7 +85,9 @@
 //! - `problems`: `{ "kind", "id", "message" }` with kind `collided`, `changed`, `out_of_order`,
 //!   `unknown`, `failed` or `running`.
 //! - `applied` (`up`, `redo`): `{ "id", "description", "duration_ms", "attempt" }`; `pending`
-//!   (`up --to`): ids left pending; `rolled_back` (`down`) and `recorded` (`baseline`): ids;
+//!   (`up --to`): ids left pending; `rolled_back` (`down`), `recorded` (`baseline`) and
+//!   `forgotten` (`forget`): ids; `accepted` (`accept`): `{ "id", "previous_checksum",
+//!   "checksum" }`;
 //!   `lock` (`unlock`): `{ "released_owner", "released_fence", "was_alive", "repaired",
 //!   "fence" }`; `warnings`: texts.
 
@@ -185,6 +187,24 @@ pub enum Command {
     },
     /// Run one applied migration again (instead of deleting its record by hand).
     Redo {
+        /// The migration.
+        id: MigrationId,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the record of a migration this binary no longer has (its file was deleted), so
+    /// that `verify` stops reporting it; the record is kept in `<versions>_audit`.
+    Forget {
+        /// The record's id.
+        id: MigrationId,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record this binary's checksum for an applied migration whose body changed harmlessly,
+    /// noting who and when; it does not run again.
+    Accept {
         /// The migration.
         id: MigrationId,
         /// Print one JSON document.
@@ -322,6 +342,8 @@ impl Command {
             Command::Down { .. } => "down",
             Command::Baseline { .. } => "baseline",
             Command::Redo { .. } => "redo",
+            Command::Forget { .. } => "forget",
+            Command::Accept { .. } => "accept",
             Command::Unlock { .. } => "unlock",
             Command::Verify { .. } => "verify",
         }
@@ -335,6 +357,8 @@ impl Command {
             | Command::Down { json, .. }
             | Command::Baseline { json, .. }
             | Command::Redo { json, .. }
+            | Command::Forget { json, .. }
+            | Command::Accept { json, .. }
             | Command::Unlock { json, .. }
             | Command::Verify { json } => *json,
         }
@@ -420,6 +444,35 @@ impl Command {
                     applied.attempt
                 ))?;
                 doc.applied = Some(vec![json::Applied::of(&applied)]);
+                Ok(Outcome::Success)
+            }
+            Command::Forget { id, .. } => {
+                let key = migrator.forget(id).await?;
+                text.line(format!(
+                    "forgot the record {key} (a copy is in {}_audit)",
+                    migrator.store().name()
+                ))?;
+                doc.forgotten = Some(vec![key]);
+                Ok(Outcome::Success)
+            }
+            Command::Accept { id, .. } => {
+                let previous = migrator.accept(id).await?;
+                let checksum = migrator
+                    .registry()?
+                    .migrations()
+                    .iter()
+                    .find(|m| &m.id() == id)
+                    .map(|m| m.checksum().to_owned())
+                    .unwrap_or_default();
+                text.line(format!(
+                    "accepted {id}: its record now holds checksum {checksum} (was {}); it does not run again",
+                    previous.as_deref().unwrap_or("not recorded")
+                ))?;
+                doc.accepted = Some(vec![json::Accepted {
+                    id: id.to_string(),
+                    previous_checksum: previous,
+                    checksum,
+                }]);
                 Ok(Outcome::Success)
             }
             Command::Unlock { even_if_alive, .. } => {

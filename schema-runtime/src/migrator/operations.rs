@@ -12,7 +12,7 @@ use crate::context::MigrationContext;
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::lock::Lease;
-use crate::plan::{Finding, Plan};
+use crate::plan::{ChecksumStatus, EntryState, Finding, Plan};
 use crate::store::RecordState;
 
 /// A cheap summary for readiness and health checks: one query.
@@ -224,6 +224,94 @@ impl Migrator {
         finish_locked(lease, outcome).await
     }
 
+    /// Removes the record of a migration this binary no longer has (its file was deleted, or it
+    /// came from another branch), so that `verify` stops reporting it: the way out instead of
+    /// deleting the record by hand. The record is copied whole into `<versions>_audit` with who
+    /// removed it and when. `id` matches the record's `_id` or its id prefix (the reference
+    /// system's `0003_replay_indexes` is `0003`). A migration this binary registers is refused:
+    /// `down` undoes it, `redo` runs it again. Returns the `_id` removed.
+    pub async fn forget(&self, id: &MigrationId) -> Result<String> {
+        let not_applicable = |problem: &str| Error::NotApplicable {
+            command: "forget".into(),
+            id: id.clone(),
+            problem: problem.into(),
+        };
+        if self.registry()?.migrations().iter().any(|m| &m.id() == id) {
+            return Err(not_applicable(
+                "this binary registers it, so its record is not stale; `down` rolls it back and `redo` runs it again",
+            ));
+        }
+        let lease = self.lock_for_command().await?;
+        let outcome = AssertUnwindSafe(async {
+            let records = self.store().load().await?;
+            let record = records
+                .iter()
+                .find(|r| r.key == id.as_str() || r.id.as_ref() == Some(id))
+                .ok_or_else(|| not_applicable("the database has no record with this id; `status` lists the records this binary does not know"))?;
+            self.store()
+                .forget(&record.key, lease.fence(), &operator())
+                .await?;
+            Ok(record.key.clone())
+        })
+        .catch_unwind()
+        .await;
+        finish_locked(lease, outcome).await
+    }
+
+    /// Records this binary's checksum (and function and description) for an applied migration
+    /// whose body changed harmlessly (a refactor, a renamed module), so that `verify` and the
+    /// checksum policy stop reporting it without running it again. Who and when go on the
+    /// record (`accepted`) and into `<versions>_audit`. Refused for a migration that is not
+    /// applied, whose checksum matches, or whose record is another migration under the same id
+    /// (give one of them a new id). Returns the checksum it replaced (none for records of the
+    /// reference system).
+    pub async fn accept(&self, id: &MigrationId) -> Result<Option<String>> {
+        let not_applicable = |problem: &str| Error::NotApplicable {
+            command: "accept".into(),
+            id: id.clone(),
+            problem: problem.into(),
+        };
+        let lease = self.lock_for_command().await?;
+        let outcome = AssertUnwindSafe(async {
+            let plan = Plan::new(&self.registry()?, self.store().load().await?);
+            let entry = plan
+                .entries
+                .iter()
+                .find(|e| &e.id == id)
+                .ok_or_else(|| not_applicable("no registered migration has this id; `status` lists them"))?;
+            if plan.diverged().any(|(e, _)| &e.id == id) {
+                return Err(not_applicable(
+                    "the database applied a different migration under this id (its function and description both differ); give the registered one a new id instead",
+                ));
+            }
+            let previous = match &entry.state {
+                EntryState::Pending => {
+                    return Err(not_applicable("it is not applied; apply it with `up`"));
+                }
+                EntryState::Applied(ChecksumStatus::Matches) => {
+                    return Err(not_applicable(
+                        "its recorded checksum already matches this binary; there is nothing to accept",
+                    ));
+                }
+                EntryState::Applied(ChecksumStatus::Differs { recorded }) => Some(recorded.clone()),
+                EntryState::Applied(ChecksumStatus::NotRecorded) => None,
+            };
+            self.store()
+                .accept(
+                    &entry.record_key(),
+                    &entry.migration.declared(),
+                    previous.as_deref(),
+                    lease.fence(),
+                    &operator(),
+                )
+                .await?;
+            Ok(previous)
+        })
+        .catch_unwind()
+        .await;
+        finish_locked(lease, outcome).await
+    }
+
     /// Runs one applied migration again and records it again: the documented replacement for
     /// deleting its record by hand.
     pub async fn redo(&self, id: &MigrationId) -> Result<AppliedMigration> {
@@ -275,6 +363,18 @@ impl Migrator {
 }
 
 /// Releases the lease after a locked operation and returns its result, logging a failed release.
+/// Who runs an operator command, for the audit: `user@host (pid N)`.
+fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown user".into());
+    format!(
+        "{user}@{} (pid {})",
+        crate::wire::host(),
+        crate::wire::pid()
+    )
+}
+
 async fn finish_locked<T>(lease: Lease, outcome: std::thread::Result<Result<T>>) -> Result<T> {
     let (value, not_released) = release_after(lease, outcome).await?;
     not_released.iter().for_each(log_warning);
