@@ -44,6 +44,7 @@
 //! | `rustls-tls-aws-lc`, `openssl-tls` | | forwarded to the driver |
 //! | `cli` | on | the embeddable `migrate` command line (`cli`; brings clap, comfy-table, serde_json) |
 //! | `progress` | on | progress bars for batch walks when the CLI runs in a terminal (indicatif) |
+//! | `testing` | | `testing::TestDatabase`: a throwaway database per test with the migrations applied up to an id (for `[dev-dependencies]`) |
 //!
 //! A service that only calls [`Migrator::apply_all`] can turn off `cli` and `progress`:
 //! `schema-runtime = { version = "0.1", default-features = false, features = ["bson-2"] }`
@@ -67,6 +68,8 @@ mod progress;
 mod redact;
 mod registry;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wire;
 
 pub use mongodb::bson;

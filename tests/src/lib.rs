@@ -128,7 +128,7 @@ pub async fn counting_client() -> (Client, CommandLog) {
 pub struct TestDb {
     /// The database.
     pub db: Database,
-    name: String,
+    inner: schema_runtime::testing::TestDatabase,
 }
 
 impl TestDb {
@@ -137,47 +137,19 @@ impl TestDb {
         Self::with_client(&client().await, label).await
     }
 
-    /// A fresh database reached through `client`.
+    /// A fresh database reached through `client`: the library's own
+    /// [`TestDatabase`](schema_runtime::testing::TestDatabase), which drops it afterwards.
     pub async fn with_client(client: &Client, label: &str) -> TestDb {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let label: String = label
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(30)
-            .collect();
-        let name = format!(
-            "t_{label}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let db = client.database(&name);
-        db.drop()
-            .await
-            .expect("the test server is reachable (MONGODB_URI)");
-        TestDb { db, name }
+        let inner = schema_runtime::testing::TestDatabase::with_client(client, label).await;
+        TestDb {
+            db: inner.database().clone(),
+            inner,
+        }
     }
 
     /// The database's name.
     pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // The test's runtime may be shutting down, so drop the database from a runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let client = client().await;
-                client.database(&name).drop().await.ok()
-            })
-        })
-        .join();
+        self.inner.name()
     }
 }
 
