@@ -110,6 +110,12 @@ impl Migration {
         format!("{}::{}", self.meta.module, self.meta.function)
     }
 
+    /// The source file as the compiler was given it (relative to the workspace root in a
+    /// cargo build), as `file!()` says.
+    pub fn file(&self) -> &'static str {
+        self.meta.file
+    }
+
     /// `module::function (file:line)`, for messages that must tell two functions apart.
     pub fn location(&self) -> String {
         format!(

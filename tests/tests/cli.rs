@@ -744,3 +744,98 @@ async fn forget_and_accept_are_explicit_recorded_ways_out_of_stale_records() {
         "x"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_writes_the_next_migration_and_it_compiles() {
+    let t = TestDb::new("cli_new").await;
+    let m = migrator(&t);
+    // A crate of the application's kind whose migrations module is empty so far.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scratch = root.join(format!("target/scratch/new-{}", std::process::id()));
+    let migrations = scratch.join("src/migrations");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        scratch.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"scratch-new\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nmongodb = \"3.9\"\nschema-runtime = {{ path = {:?} }}\n\n[workspace]\n",
+            root.join("schema-runtime").canonicalize().unwrap()
+        ),
+    )
+    .unwrap();
+    // The same dependency versions as the bson 2 fixture, so that its build is reused.
+    std::fs::copy(
+        root.join("tests/fixtures/driver-bson2/Cargo.lock"),
+        scratch.join("Cargo.lock"),
+    )
+    .unwrap();
+    std::fs::write(
+        scratch.join("src/lib.rs"),
+        "#![deny(warnings)]\npub mod migrations;\n",
+    )
+    .unwrap();
+    std::fs::write(migrations.join("mod.rs"), "").unwrap();
+    let dir = migrations.to_str().unwrap();
+
+    let (result, out) = run(&m, &["new", "Add ticket tags", "--dir", dir]).await;
+    result.unwrap();
+    let file = migrations.join("m0005_add_ticket_tags.rs");
+    assert_eq!(
+        out,
+        format!(
+            "created {} (id 0005)\nadded `pub mod m0005_add_ticket_tags;` to {}\n",
+            file.display(),
+            migrations.join("mod.rs").display()
+        )
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(
+            r#"#[migration(id = "0005", description = "Add ticket tags", group = "cli")]"#
+        ),
+        "{text}"
+    );
+
+    let (result, json) = run(
+        &m,
+        &[
+            "new",
+            "Index tickets by tag",
+            "--dir",
+            dir,
+            "--timestamp",
+            "--json",
+        ],
+    )
+    .await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let id = doc["created"]["id"].as_str().unwrap();
+    assert!(id.len() == 14 && id.starts_with("20"), "{json}");
+    assert_eq!(
+        std::fs::read_to_string(migrations.join("mod.rs")).unwrap(),
+        format!("pub mod m0005_add_ticket_tags;\npub mod m{id}_index_tickets_by_tag;\n")
+    );
+
+    // The same id again: refused, nothing overwritten.
+    std::fs::write(&file, "// edited\n").unwrap();
+    let (result, _) = run(&m, &["new", "Add ticket tags", "--dir", dir]).await;
+    assert!(result.unwrap_err().to_string().contains("exists already"));
+    std::fs::write(&file, text).unwrap();
+    // Without --dir, from a directory where the group's files are not found.
+    let (result, _) = run(&m, &["new", "Something"]).await;
+    assert!(result.unwrap_err().to_string().contains("--dir"));
+
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(scratch.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root.join("target/fixtures"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the new migrations compile without warnings: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

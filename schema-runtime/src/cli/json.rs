@@ -30,6 +30,8 @@ pub(crate) struct Output {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<Vec<Accepted>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<Created>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<Lock>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
@@ -72,6 +74,15 @@ pub(crate) struct Applied {
     pub description: &'static str,
     pub duration_ms: u128,
     pub attempt: i64,
+}
+
+/// The file `new` wrote.
+#[derive(Debug, Serialize)]
+pub(crate) struct Created {
+    pub id: String,
+    pub file: String,
+    pub mod_line: String,
+    pub mod_file: Option<String>,
 }
 
 /// A checksum `accept` recorded.

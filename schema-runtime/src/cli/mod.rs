@@ -86,7 +86,8 @@
 //!   `unknown`, `failed` or `running`.
 //! - `applied` (`up`, `redo`): `{ "id", "description", "duration_ms", "attempt" }`; `pending`
 //!   (`up --to`): ids left pending; `rolled_back` (`down`), `recorded` (`baseline`) and
-//!   `forgotten` (`forget`): ids; `accepted` (`accept`): `{ "id", "previous_checksum",
+//!   `forgotten` (`forget`): ids; `created` (`new`): `{ "id", "file", "mod_line", "mod_file" }`;
+//!   `accepted` (`accept`): `{ "id", "previous_checksum",
 //!   "checksum" }`;
 //!   `lock` (`unlock`): `{ "released_owner", "released_fence", "was_alive", "repaired",
 //!   "fence" }`; `warnings`: texts.
@@ -104,6 +105,7 @@ use crate::migrator::Migrator;
 use crate::plan::{Finding, Plan, PlanEntry};
 
 mod json;
+mod new;
 
 pub use clap;
 
@@ -207,6 +209,25 @@ pub enum Command {
     Accept {
         /// The migration.
         id: MigrationId,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a new migration: writes its file with the next id and a skeleton that compiles,
+    /// in the directory of the group's newest migration (or `--dir`), and adds its `mod` line
+    /// to that directory's `mod.rs` (or `<dir>.rs`), or prints the line to add. Sends nothing
+    /// to the server.
+    New {
+        /// What the migration does, such as "Add ticket tags".
+        description: String,
+        /// The directory for the file (default: where the newest migration of the group is,
+        /// relative to the current directory, as the compiler named it).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Use the current UTC time as the id (`YYYYMMDDHHMMSS`) instead of the next number:
+        /// branches that add migrations at the same time then do not pick the same id.
+        #[arg(long)]
+        timestamp: bool,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -343,6 +364,7 @@ impl Command {
             Command::Baseline { .. } => "baseline",
             Command::Redo { .. } => "redo",
             Command::Forget { .. } => "forget",
+            Command::New { .. } => "new",
             Command::Accept { .. } => "accept",
             Command::Unlock { .. } => "unlock",
             Command::Verify { .. } => "verify",
@@ -358,6 +380,7 @@ impl Command {
             | Command::Baseline { json, .. }
             | Command::Redo { json, .. }
             | Command::Forget { json, .. }
+            | Command::New { json, .. }
             | Command::Accept { json, .. }
             | Command::Unlock { json, .. }
             | Command::Verify { json } => *json,
@@ -444,6 +467,48 @@ impl Command {
                     applied.attempt
                 ))?;
                 doc.applied = Some(vec![json::Applied::of(&applied)]);
+                Ok(Outcome::Success)
+            }
+            Command::New {
+                description,
+                dir,
+                timestamp,
+                ..
+            } => {
+                let registry = migrator.registry().ok();
+                let created = new::create(
+                    registry.as_ref(),
+                    migrator.group_name(),
+                    description,
+                    dir.as_deref(),
+                    if *timestamp {
+                        new::IdStyle::Timestamp
+                    } else {
+                        new::IdStyle::Next
+                    },
+                )?;
+                text.line(format!(
+                    "created {} (id {})",
+                    created.file.display(),
+                    created.id
+                ))?;
+                match &created.mod_file {
+                    Some(file) => text.line(format!(
+                        "added `{}` to {}",
+                        created.mod_line,
+                        file.display()
+                    ))?,
+                    None => text.line(format!(
+                        "add this line to the module that declares the migrations: {}",
+                        created.mod_line
+                    ))?,
+                }
+                doc.created = Some(json::Created {
+                    id: created.id,
+                    file: created.file.display().to_string(),
+                    mod_line: created.mod_line,
+                    mod_file: created.mod_file.map(|f| f.display().to_string()),
+                });
                 Ok(Outcome::Success)
             }
             Command::Forget { id, .. } => {

@@ -243,6 +243,11 @@ impl Migrator {
         &self.database
     }
 
+    /// The group whose migrations it applies.
+    pub fn group_name(&self) -> &str {
+        &self.group
+    }
+
     /// The store of records.
     pub(crate) fn store(&self) -> VersionStore {
         VersionStore::new(&self.database, &self.collection)
