@@ -43,6 +43,15 @@ pub(crate) fn expand(model: &Model, sig: &Signature, func: TokenStream) -> Token
         macro_rules! #marker { () => {}; }
     };
 
+    // A parameter of another type makes the call below a bare E0308; this check adds an error
+    // at the parameter's type that names the signature to write.
+    let param_check = match sig.inputs.first() {
+        Some(syn::FnArg::Typed(param)) => {
+            let ty = &param.ty;
+            quote_spanned! {ty.span()=> #krate::__private::context_param::<#ty>(); }
+        }
+        _ => quote!(),
+    };
     let call = quote_spanned! {param_span=>
         #krate::__private::run(#name(context))
     };
@@ -81,6 +90,7 @@ pub(crate) fn expand(model: &Model, sig: &Signature, func: TokenStream) -> Token
             fn __schema_migration_run(
                 context: &mut #krate::MigrationContext,
             ) -> #krate::__private::MigrationFuture<'_> {
+                #param_check
                 #call
             }
 

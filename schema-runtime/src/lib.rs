@@ -118,23 +118,132 @@ pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
 /// # fn main() {}
 /// ```
 ///
-/// Keys:
-/// - `id` (required): ASCII digits. Ids are ordered by number; `"3"` and `"0003"` are the same id.
-/// - `description` (required): not empty.
-/// - `group` (optional, default `"default"`): ASCII letters, digits and `_`. Ids are unique and
-///   ordered per group; a [`Migrator`] applies one group to one database.
-/// - `crate` (optional): the path of this crate when it is re-exported, such as
-///   `crate = my_facade::schema_runtime`.
+/// # Keys
 ///
-/// The function takes one parameter, `&mut MigrationContext` (or `&MigrationContext`), and
-/// returns a `Result<(), E>` where `E` converts into [`BoxError`]. It stays an ordinary function
-/// that a test can call.
+/// **`id`** (required): ASCII digits. Ids are ordered by number; `"3"` and `"0003"` are the same
+/// id. Timestamp ids (`"20261204071409"`, from `migrate new --timestamp`) are numbers too.
+///
+/// **`description`** (required): what the migration does; not empty.
+///
+/// **`group`** (default `"default"`): ASCII letters, digits and `_`. Ids are unique and ordered
+/// per group; a [`Migrator`] applies one group ([`Migrator::group`]) to one database.
+///
+/// ```
+/// # use schema_runtime::{MigrationContext, MigrationResult, migration};
+/// #[migration(id = "0001", description = "Create the ledger", group = "billing")]
+/// async fn ledger(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.database().create_collection("ledger").await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// **`down`** (a path to an `async fn` with the same signature): the rollback that
+/// `migrate down --to ID` runs, newest first. Without one, `down` stops at this migration.
+///
+/// ```
+/// # use schema_runtime::bson::Document;
+/// # use schema_runtime::{MigrationContext, MigrationResult, migration};
+/// #[migration(id = "0002", description = "Create the audit log", down = drop_audit_log)]
+/// async fn audit_log(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.database().create_collection("audit_log").await?;
+///     Ok(())
+/// }
+///
+/// async fn drop_audit_log(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.collection::<Document>("audit_log").drop().await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// **`transaction`** (or `transaction = true`): the function's writes through
+/// [`MigrationContext::session`] and the `applied` record commit together in one transaction
+/// (replica sets and sharded clusters; a standalone server refuses it before anything runs).
+///
+/// ```
+/// # use schema_runtime::bson::{Document, doc};
+/// # use schema_runtime::{MigrationContext, MigrationResult, migration};
+/// #[migration(id = "0003", description = "Move the default plan", transaction)]
+/// async fn move_plan(ctx: &mut MigrationContext) -> MigrationResult {
+///     let plans = ctx.collection::<Document>("plans");
+///     let session = ctx.session().expect("a transactional migration has a session");
+///     plans.update_one(doc! { "_id": "free" }, doc! { "$set": { "default": false } })
+///         .session(&mut *session)
+///         .await?;
+///     plans.update_one(doc! { "_id": "basic" }, doc! { "$set": { "default": true } })
+///         .session(&mut *session)
+///         .await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// **`destructive`**: it loses data (drops a collection, removes a field). Start-up refuses it
+/// unless `AUTO_SCHEMA_DESTRUCTIVE=true` ([`Migrator::allow_destructive`]); `migrate up
+/// --allow-destructive` applies it.
+///
+/// ```
+/// # use schema_runtime::bson::Document;
+/// # use schema_runtime::{MigrationContext, MigrationResult, migration};
+/// #[migration(id = "0004", description = "Drop the legacy sessions", destructive)]
+/// async fn drop_legacy_sessions(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.collection::<Document>("legacy_sessions").drop().await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// **`timeout`** (`"250ms"`, `"90s"`, `"10m"`, `"2h"`): the migration is stopped, its
+/// transaction aborted and the failure recorded ([`Error::MigrationTimedOut`]) when it runs
+/// longer. Without it, [`Migrator::migration_timeout`] applies (none by default).
+///
+/// ```
+/// # use schema_runtime::bson::doc;
+/// # use schema_runtime::{MigrationContext, MigrationResult, migration};
+/// #[migration(id = "0005", description = "Backfill the plan field", timeout = "10m")]
+/// async fn backfill_plan(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.batches("users")
+///         .filter(doc! { "plan": { "$exists": false } })
+///         .update_each(|_| Some(doc! { "$set": { "plan": "free" } }))
+///         .await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// **`crate`**: the path of this crate when the application reaches it through a re-export of
+/// its own, such as `crate = my_platform::schema`.
+///
+/// ```
+/// # use schema_runtime::{MigrationContext, MigrationResult, migration};
+/// mod platform {
+///     pub mod schema {
+///         pub use schema_runtime::*;
+///     }
+/// }
+///
+/// #[migration(id = "0006", description = "Create the outbox", crate = platform::schema)]
+/// async fn outbox(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.database().create_collection("outbox").await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// # The function
+///
+/// It takes one parameter, `&mut MigrationContext` (or `&MigrationContext`), and returns a
+/// `Result<(), E>` where `E` converts into [`BoxError`] ([`MigrationResult`], `anyhow::Result<()>`,
+/// your own error type). It stays an ordinary function that a test can call
+/// ([`MigrationContext::new`], or [`testing`](crate#features) for a whole database).
 ///
 /// Checked at compile time, with the span on the offending token: a malformed id, an empty or
-/// missing description, unknown keys, a function that is not `async`, generic, a method, or has
-/// another number of parameters; the same id twice in one crate and group (E0428 at both ids,
-/// naming the `duplicate_migration_id_N` marker); an id declared below a higher id of the same
-/// group in the same source file.
+/// missing description, unknown keys, a bad `group` or `timeout`, a function that is not `async`,
+/// generic, a method, has another number of parameters or a parameter that is not the context,
+/// or returns nothing; the same id twice in one crate and group (E0428 at both ids, naming the
+/// `duplicate_migration_id_N` marker); an id declared below a higher id of the same group in the
+/// same source file.
 pub use schema_macros::migration;
 
 /// Links a crate of migrations into this binary.
@@ -165,6 +274,20 @@ pub mod __private {
 
     use crate::error::BoxError;
     pub use crate::registry::{Migration, MigrationFuture, MigrationMeta, RunFn};
+
+    /// What a migration's parameter may be. A function written with another parameter type
+    /// gets this error next to the compiler's type mismatch, naming the signature to write.
+    #[diagnostic::on_unimplemented(
+        message = "a migration's parameter is its context, not `{Self}`",
+        label = "expected `&mut MigrationContext` (or `&MigrationContext`)",
+        note = "write the migration as `async fn name(ctx: &mut MigrationContext) -> MigrationResult`"
+    )]
+    pub trait ContextParam {}
+    impl ContextParam for &mut crate::MigrationContext {}
+    impl ContextParam for &crate::MigrationContext {}
+
+    /// Checks the parameter type `T` of a migration (see [`ContextParam`]).
+    pub fn context_param<T: ContextParam>() {}
 
     /// Turns the user's `Result<(), E>` into the registry's error type (for rollbacks).
     pub fn into_outcome<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
