@@ -345,3 +345,50 @@ pub async fn run_cli(
     let result = command.run(migrator, &mut out).await;
     (result, String::from_utf8(out).unwrap())
 }
+
+/// A throwaway application crate under `target/scratch/NAME` (emptied first): a library that
+/// depends on `schema-runtime` (default features) and the driver as applications do, with the
+/// same dependency versions as `tests/fixtures/driver-bson2`, so that its build is reused.
+/// The caller writes `src/`.
+pub fn scratch_crate(name: &str) -> std::path::PathBuf {
+    let root = workspace_root();
+    let dir = root.join("target/scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"scratch-{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nmongodb = \"3.9\"\nschema-runtime = {{ path = {:?} }}\n\n[workspace]\n",
+            root.join("schema-runtime")
+        ),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("tests/fixtures/driver-bson2/Cargo.lock"),
+        dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    dir
+}
+
+/// Builds a crate made by [`scratch_crate`]; the compiler's messages when it fails.
+pub fn build_scratch_crate(dir: &std::path::Path) -> Result<(), String> {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", workspace_root().join("target/fixtures"))
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}

@@ -750,25 +750,9 @@ async fn new_writes_the_next_migration_and_it_compiles() {
     let t = TestDb::new("cli_new").await;
     let m = migrator(&t);
     // A crate of the application's kind whose migrations module is empty so far.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let scratch = root.join(format!("target/scratch/new-{}", std::process::id()));
+    let scratch = schema_tests::scratch_crate(&format!("new-{}", std::process::id()));
     let migrations = scratch.join("src/migrations");
-    let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&migrations).unwrap();
-    std::fs::write(
-        scratch.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"scratch-new\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nmongodb = \"3.9\"\nschema-runtime = {{ path = {:?} }}\n\n[workspace]\n",
-            root.join("schema-runtime").canonicalize().unwrap()
-        ),
-    )
-    .unwrap();
-    // The same dependency versions as the bson 2 fixture, so that its build is reused.
-    std::fs::copy(
-        root.join("tests/fixtures/driver-bson2/Cargo.lock"),
-        scratch.join("Cargo.lock"),
-    )
-    .unwrap();
     std::fs::write(
         scratch.join("src/lib.rs"),
         "#![deny(warnings)]\npub mod migrations;\n",
@@ -826,16 +810,8 @@ async fn new_writes_the_next_migration_and_it_compiles() {
     let (result, _) = run(&m, &["new", "Something"]).await;
     assert!(result.unwrap_err().to_string().contains("--dir"));
 
-    let output = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(scratch.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", root.join("target/fixtures"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "the new migrations compile without warnings: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if let Err(errors) = schema_tests::build_scratch_crate(&scratch) {
+        panic!("the new migrations compile without warnings: {errors}");
+    }
     std::fs::remove_dir_all(&scratch).unwrap();
 }

@@ -366,6 +366,7 @@ impl Migrator {
 /// Who runs an operator command, for the audit: `user@host (pid N)`.
 fn operator() -> String {
     let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown user".into());
     format!(
