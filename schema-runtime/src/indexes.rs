@@ -37,6 +37,8 @@ pub struct IndexSpec {
     name: String,
     keys: Document,
     options: Document,
+    /// Whether a unique index is checked for duplicate keys before it is built.
+    duplicate_check: bool,
 }
 
 impl IndexSpec {
@@ -46,7 +48,17 @@ impl IndexSpec {
             name: name.into(),
             keys,
             options: Document::new(),
+            duplicate_check: true,
         }
+    }
+
+    /// Builds a unique index without first looking for documents that share a key. By default
+    /// `ensure_indexes` looks (one aggregation over the collection, grouping by the index's
+    /// keys) and refuses with [`Error::DuplicateKeys`] before building, rather than letting a
+    /// long build fail on them at the end.
+    pub fn without_duplicate_check(mut self) -> Self {
+        self.duplicate_check = false;
+        self
     }
 
     /// Refuses two documents with the same key.
@@ -207,6 +219,15 @@ pub(crate) async fn ensure_indexes_for(
             }
         }
     }
+    // A collection with no index does not exist yet, so it holds no duplicates.
+    if !existing.is_empty() {
+        for spec in indexes
+            .iter()
+            .filter(|s| report.created.iter().any(|name| name == s.name()))
+        {
+            duplicate_keys(database, collection, spec, migration).await?;
+        }
+    }
     if !to_create.is_empty() {
         let command = doc! {
             "createIndexes": collection,
@@ -225,6 +246,182 @@ pub(crate) async fn ensure_indexes_for(
         })?;
     }
     Ok(report)
+}
+
+/// Before a unique index is built: the keys more than one document holds, as the index would
+/// see them (a missing field is `null`; `sparse` leaves out documents without any key field,
+/// `partialFilterExpression` those it does not match). One aggregation that groups by the keys
+/// and returns only the keys held more than once (`allowDiskUse`, so a big collection does not
+/// hit the memory limit of `$group`), then one `find` of at most three `_id`s for each of the
+/// first five. Elements of arrays (multikey indexes) and collations are not considered: for
+/// those the server's own build still refuses duplicates.
+async fn duplicate_keys(
+    database: &Database,
+    collection: &str,
+    spec: &IndexSpec,
+    migration: Option<&str>,
+) -> Result<()> {
+    let Some(check) = DuplicateCheck::of(spec) else {
+        return Ok(());
+    };
+    let failed = |e| {
+        Error::database(
+            format!(
+                "looking for duplicate keys before building unique index {:?} on collection {collection:?}",
+                spec.name()
+            ),
+            migration,
+            e,
+        )
+    };
+    let started = std::time::Instant::now();
+    let target = database.collection::<Document>(collection);
+    let mut groups = target
+        .aggregate(check.pipeline())
+        .allow_disk_use(true)
+        .await
+        .map_err(failed)?;
+    let mut keys = 0_u64;
+    let mut examples = Vec::new();
+    while let Some(group) = groups.try_next().await.map_err(failed)? {
+        keys += 1;
+        if examples.len() < 5 {
+            examples.push(group);
+        }
+    }
+    tracing::debug!(
+        collection,
+        index = spec.name(),
+        keys,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "looked for duplicate keys before building a unique index"
+    );
+    if keys == 0 {
+        return Ok(());
+    }
+    let mut shown = Vec::new();
+    for group in examples {
+        let key = group.get_document("_id").cloned().unwrap_or_default();
+        let documents = crate::wire::read_i64(group.get("n")).map_or(0, |n| n.max(0) as u64);
+        let ids: Vec<Bson> = target
+            .find(check.holding(&key))
+            .projection(doc! { "_id": 1 })
+            .limit(3)
+            .await
+            .map_err(failed)?
+            .try_collect::<Vec<Document>>()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .filter_map(|d| d.get("_id").cloned())
+            .collect();
+        shown.push(crate::error::DuplicateKey {
+            key: check.named(&key),
+            documents,
+            ids,
+        });
+    }
+    Err(Error::DuplicateKeys {
+        collection: collection.to_owned(),
+        index: spec.name().to_owned(),
+        keys,
+        examples: shown,
+        migration: migration.and_then(MigrationId::parse_prefixed),
+    })
+}
+
+/// The duplicate-key check of one unique index: which documents it indexes and its key fields.
+#[derive(Debug, Clone, PartialEq)]
+struct DuplicateCheck {
+    /// The key fields, in order (`payload.pod_name`).
+    fields: Vec<String>,
+    /// The documents the index holds.
+    filter: Document,
+}
+
+impl DuplicateCheck {
+    /// The check for `spec`, when it is a unique index of ascending/descending keys that was
+    /// not opted out.
+    fn of(spec: &IndexSpec) -> Option<Self> {
+        let unique = spec.options.get_bool("unique").unwrap_or(false);
+        let plain_keys = spec
+            .keys
+            .values()
+            .all(|v| crate::wire::read_i64(Some(v)).is_some_and(|n| n == 1 || n == -1));
+        if !unique || !spec.duplicate_check || !plain_keys || spec.keys.is_empty() {
+            return None;
+        }
+        let fields: Vec<String> = spec.keys.keys().cloned().collect();
+        let mut filters = Vec::new();
+        if let Ok(partial) = spec.options.get_document("partialFilterExpression") {
+            filters.push(Bson::Document(partial.clone()));
+        }
+        if spec.options.get_bool("sparse").unwrap_or(false) {
+            let any: Vec<Bson> = fields
+                .iter()
+                .map(|f| Bson::Document(doc! { f.as_str(): { "$exists": true } }))
+                .collect();
+            filters.push(Bson::Document(doc! { "$or": any }));
+        }
+        let filter = match filters.len() {
+            0 => Document::new(),
+            1 => match filters.pop() {
+                Some(Bson::Document(only)) => only,
+                _ => Document::new(),
+            },
+            _ => doc! { "$and": filters },
+        };
+        Some(DuplicateCheck { fields, filter })
+    }
+
+    /// Groups the indexed documents by key (`k0`, `k1`, ...: field paths cannot be names in a
+    /// group key), keeps keys held more than once, most held first.
+    fn pipeline(&self) -> Vec<Document> {
+        let mut key = Document::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            key.insert(
+                format!("k{i}"),
+                doc! { "$ifNull": [format!("${field}"), Bson::Null] },
+            );
+        }
+        vec![
+            doc! { "$match": self.filter.clone() },
+            doc! { "$group": { "_id": key, "n": { "$sum": 1 } } },
+            doc! { "$match": { "n": { "$gt": 1 } } },
+            doc! { "$sort": { "n": -1 } },
+        ]
+    }
+
+    /// The documents holding `key` (a group's `_id`): equality on each field (`null` also
+    /// matches a missing field, as the index treats it), within the indexed documents.
+    fn holding(&self, key: &Document) -> Document {
+        let mut filter = self.filter.clone();
+        let mut equal = Document::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            equal.insert(
+                field,
+                key.get(format!("k{i}")).cloned().unwrap_or(Bson::Null),
+            );
+        }
+        if filter.is_empty() {
+            equal
+        } else {
+            filter = doc! { "$and": [filter, equal] };
+            filter
+        }
+    }
+
+    /// `key` with the field names instead of `k0`, `k1`, ...
+    fn named(&self, key: &Document) -> Document {
+        let mut named = Document::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            named.insert(
+                field,
+                key.get(format!("k{i}")).cloned().unwrap_or(Bson::Null),
+            );
+        }
+        named
+    }
 }
 
 /// Every index of `collection` as `listIndexes` reports it (none when it does not exist).
@@ -406,5 +603,62 @@ mod tests {
         french.insert("default_language", "french");
         assert!(!same(&spec, french.clone()));
         assert!(same(&spec.default_language("french"), french));
+    }
+
+    #[test]
+    fn the_duplicate_check_groups_what_the_index_would_hold() {
+        let plain = IndexSpec::new("u", doc! { "email": 1, "org.id": -1 }).unique();
+        let check = DuplicateCheck::of(&plain).unwrap();
+        assert_eq!(
+            check.pipeline(),
+            vec![
+                doc! { "$match": {} },
+                doc! { "$group": {
+                    "_id": { "k0": { "$ifNull": ["$email", null] }, "k1": { "$ifNull": ["$org.id", null] } },
+                    "n": { "$sum": 1 },
+                } },
+                doc! { "$match": { "n": { "$gt": 1 } } },
+                doc! { "$sort": { "n": -1 } },
+            ]
+        );
+        let key = doc! { "k0": "a@example.com", "k1": null };
+        assert_eq!(
+            check.holding(&key),
+            doc! { "email": "a@example.com", "org.id": null }
+        );
+        assert_eq!(
+            check.named(&key),
+            doc! { "email": "a@example.com", "org.id": null }
+        );
+
+        let sparse_partial = IndexSpec::new("u", doc! { "a": 1, "b": 1 })
+            .unique()
+            .sparse()
+            .partial(doc! { "active": true });
+        let check = DuplicateCheck::of(&sparse_partial).unwrap();
+        let indexed = doc! { "$and": [
+            { "active": true },
+            { "$or": [{ "a": { "$exists": true } }, { "b": { "$exists": true } }] },
+        ] };
+        assert_eq!(check.filter, indexed);
+        assert_eq!(
+            check.holding(&doc! { "k0": 1, "k1": 2 }),
+            doc! { "$and": [indexed, { "a": 1, "b": 2 }] }
+        );
+    }
+
+    #[test]
+    fn only_plain_unique_indexes_are_checked() {
+        for spec in [
+            IndexSpec::new("i", doc! { "a": 1 }),
+            IndexSpec::new("u", doc! { "a": 1 })
+                .unique()
+                .without_duplicate_check(),
+            IndexSpec::new("t", doc! { "a": "text" }).unique(),
+            IndexSpec::new("h", doc! { "a": "hashed" }).unique(),
+        ] {
+            assert!(DuplicateCheck::of(&spec).is_none(), "{spec:?}");
+        }
+        assert!(DuplicateCheck::of(&IndexSpec::new("d", doc! { "a": 1.0 }).unique()).is_some());
     }
 }

@@ -89,7 +89,7 @@ pub use collection::{
 pub use config::Settings;
 pub use context::MigrationContext;
 pub use deployment::Deployment;
-pub use error::{BoxError, Cause, Error, ErrorClass, Result};
+pub use error::{BoxError, Cause, DuplicateKey, Error, ErrorClass, Result};
 pub use indexes::{IndexReport, IndexSpec, ensure_indexes, list_indexes};
 pub use lock::{LockHolder, LockState, Unlocked};
 pub use migrator::{AppliedMigration, ChecksumPolicy, Health, Migrator, Report, Warning, defaults};

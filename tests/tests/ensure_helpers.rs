@@ -310,3 +310,114 @@ async fn ensure_collection_creates_with_options_once() {
     assert_eq!(stored.get_bool("capped").ok(), Some(true));
     assert_eq!(number(stored.get("size")), Some(1_048_576.0));
 }
+
+#[tokio::test]
+async fn a_unique_index_over_duplicate_keys_is_refused_before_it_is_built() {
+    let t = TestDb::new("dupkeys").await;
+    let users = t.db.collection::<Document>("users");
+    users
+        .insert_many([
+            doc! { "_id": 1, "email": "a@example.com", "active": true },
+            doc! { "_id": 2, "email": "a@example.com", "active": false },
+            doc! { "_id": 3, "email": "a@example.com", "active": true },
+            doc! { "_id": 4, "email": "b@example.com", "active": true },
+            doc! { "_id": 5, "active": true },
+            doc! { "_id": 6, "email": null, "active": false },
+            doc! { "_id": 7, "email": "c@example.com", "active": true },
+        ])
+        .await
+        .unwrap();
+
+    let err = ensure_indexes(
+        &t.db,
+        "users",
+        &[
+            IndexSpec::new("idx_active", doc! { "active": 1 }),
+            IndexSpec::new("idx_email_unique", doc! { "email": 1 }).unique(),
+        ],
+    )
+    .await
+    .unwrap_err();
+    let Error::DuplicateKeys {
+        collection,
+        index,
+        keys,
+        examples,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        (collection.as_str(), index.as_str(), *keys),
+        ("users", "idx_email_unique", 2)
+    );
+    assert_eq!(examples[0].key, doc! { "email": "a@example.com" });
+    assert_eq!(examples[0].documents, 3);
+    assert_eq!(
+        examples[0].ids,
+        [Bson::Int32(1), Bson::Int32(2), Bson::Int32(3)]
+    );
+    // A missing field and an explicit null are the same key to a unique index.
+    assert_eq!(examples[1].key, doc! { "email": null });
+    assert_eq!(examples[1].ids, [Bson::Int32(5), Bson::Int32(6)]);
+    let message = err.to_string();
+    assert!(
+        message.contains("2 key(s) are held by more than one document")
+            && message
+                .contains("{ \"email\": \"a@example.com\" } held by 3 documents (_id 1, 2, 3)")
+            && message.contains("Nothing was built"),
+        "{message}"
+    );
+    let names: Vec<String> = list_indexes(&t.db, "users", None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.get_str("name").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["_id_"],
+        "nothing was built, not even the other index"
+    );
+
+    // A partial filter leaves the inactive documents out: among the active ones only
+    // a@example.com is held twice (one document without an email is one null, no duplicate).
+    let err = ensure_indexes(
+        &t.db,
+        "users",
+        &[IndexSpec::new("idx_email_active", doc! { "email": 1 })
+            .unique()
+            .partial(doc! { "active": true })],
+    )
+    .await
+    .unwrap_err();
+    let Error::DuplicateKeys { keys, examples, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*keys, 1, "{err}");
+    assert_eq!(examples[0].ids, [Bson::Int32(1), Bson::Int32(3)]);
+    users.delete_one(doc! { "_id": 3 }).await.unwrap();
+    let report = ensure_indexes(
+        &t.db,
+        "users",
+        &[IndexSpec::new("idx_email_active", doc! { "email": 1 })
+            .unique()
+            .partial(doc! { "active": true })],
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.created, ["idx_email_active"]);
+
+    // Opting out leaves it to the server, which refuses the build itself.
+    let err = ensure_indexes(
+        &t.db,
+        "users",
+        &[IndexSpec::new("idx_email_unique", doc! { "email": 1 })
+            .unique()
+            .without_duplicate_check()],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("11000"), "{err}");
+}

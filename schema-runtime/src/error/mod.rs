@@ -123,6 +123,21 @@ pub enum Error {
         migration: Option<MigrationId>,
     },
 
+    /// A unique index was not built because documents already share keys (found before the
+    /// build by `ensure_indexes`; nothing was built).
+    DuplicateKeys {
+        /// The collection.
+        collection: String,
+        /// The index name.
+        index: String,
+        /// How many keys are held by more than one document.
+        keys: u64,
+        /// Up to five of them: the key, how many documents hold it, and up to three `_id`s.
+        examples: Vec<DuplicateKey>,
+        /// The migration that asked, if known.
+        migration: Option<MigrationId>,
+    },
+
     /// A `schema_versions` document cannot be read.
     BadRecord {
         /// The document's `_id`.
@@ -409,6 +424,36 @@ impl Error {
                 "index {name:?} on collection {collection:?} already exists with a different definition{}:\n  existing:  {existing}\n  requested: {requested}\nDrop the old index in a migration first, or give the new one another name",
                 migration_suffix(migration)
             ),
+            Error::DuplicateKeys {
+                collection,
+                index,
+                keys,
+                examples,
+                migration,
+            } => {
+                let shown: Vec<String> = examples
+                    .iter()
+                    .map(|e| {
+                        let ids: Vec<String> = e.ids.iter().map(|id| id.to_string()).collect();
+                        format!(
+                            "\n  {} held by {} documents (_id {}{})",
+                            e.key,
+                            e.documents,
+                            ids.join(", "),
+                            if e.documents > e.ids.len() as u64 {
+                                ", ..."
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect();
+                format!(
+                    "unique index {index:?} on collection {collection:?} was not built{}: {keys} key(s) are held by more than one document, such as:{}\nNothing was built. Merge or remove the duplicates (in an earlier migration, or by hand), or make the index partial or sparse so they are left out, then start again; `IndexSpec::without_duplicate_check()` skips this check (the build then fails on the same duplicates)",
+                    migration_suffix(migration),
+                    shown.concat()
+                )
+            }
             Error::BadRecord {
                 id,
                 collection,
@@ -510,7 +555,7 @@ impl Error {
 
     /// How many variants [`Error::variant`] names (checked by the tests).
     #[cfg(test)]
-    const VARIANT_COUNT: usize = 23;
+    const VARIANT_COUNT: usize = 24;
 
     fn variant(&self) -> &'static str {
         match self {
@@ -521,6 +566,7 @@ impl Error {
             Error::MigrationTimedOut { .. } => "MigrationTimedOut",
             Error::Database { .. } => "Database",
             Error::IndexConflict { .. } => "IndexConflict",
+            Error::DuplicateKeys { .. } => "DuplicateKeys",
             Error::BadRecord { .. } => "BadRecord",
             Error::LockLost { .. } => "LockLost",
             Error::LockTimeout { .. } => "LockTimeout",
@@ -575,6 +621,18 @@ impl fmt::Debug for Error {
         }
         Ok(())
     }
+}
+
+/// One key that more than one document holds ([`Error::DuplicateKeys`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateKey {
+    /// The key, by field (`{ "email": "a@example.com" }`; a missing field is `null`, as the index
+    /// would store it).
+    pub key: Document,
+    /// How many documents hold it.
+    pub documents: u64,
+    /// Up to three of their `_id`s.
+    pub ids: Vec<mongodb::bson::Bson>,
 }
 
 /// Result with the runtime's [`Error`].
@@ -646,6 +704,17 @@ mod tests {
                 name: s(),
                 existing: Box::new(mongodb::bson::doc! { "k": s() }),
                 requested: Box::new(mongodb::bson::doc! { "k": s() }),
+                migration: Some(id()),
+            },
+            Error::DuplicateKeys {
+                collection: s(),
+                index: s(),
+                keys: 2,
+                examples: vec![DuplicateKey {
+                    key: mongodb::bson::doc! { "email": s() },
+                    documents: 4,
+                    ids: vec![mongodb::bson::Bson::String(s())],
+                }],
                 migration: Some(id()),
             },
             Error::BadRecord {
