@@ -56,6 +56,29 @@ pub enum CollectionChange {
     Unchanged,
 }
 
+/// What to do with existing documents that a new validator would reject, when the validator
+/// rejects writes to them (`validationLevel: strict` with `validationAction: error`): every later
+/// update of such a document would fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingDocuments {
+    /// Count them first and refuse with [`Error::ValidatorRejectsExisting`], changing nothing.
+    #[default]
+    Refuse,
+    /// Apply the validator anyway; their count is in [`ValidatorReport::violating`] and in a
+    /// tracing warning.
+    Accept,
+}
+
+/// What [`ensure_validator_with`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidatorReport {
+    /// Created, updated or unchanged.
+    pub change: CollectionChange,
+    /// Existing documents the validator rejects, counted when it rejects writes to them
+    /// (strict and error) and the validator changed; 0 otherwise.
+    pub violating: u64,
+}
+
 /// The `listCollections` entry of `name`, if the collection exists.
 pub async fn collection_info(
     database: &Database,
@@ -120,6 +143,12 @@ async fn create(
 /// ensure_validator(&db, "events", schema, ValidationLevel::Moderate, ValidationAction::Warn).await?;
 /// # Ok(()) }
 /// ```
+///
+/// A validator that rejects writes to documents it does not match (`Strict` with `Error`) is a
+/// trap for existing documents that do not match: every later update of one fails. Before
+/// changing such a validator, this counts them (`{ $nor: [validator] }`) and refuses with
+/// [`Error::ValidatorRejectsExisting`] when there are any; [`ensure_validator_with`] and
+/// [`ExistingDocuments::Accept`] apply it anyway and report the count.
 pub async fn ensure_validator(
     database: &Database,
     collection: &str,
@@ -127,7 +156,32 @@ pub async fn ensure_validator(
     level: ValidationLevel,
     action: ValidationAction,
 ) -> Result<CollectionChange> {
-    ensure_validator_for(database, collection, validator, level, action, None).await
+    ensure_validator_for(
+        database,
+        collection,
+        validator,
+        level,
+        action,
+        ExistingDocuments::Refuse,
+        None,
+    )
+    .await
+    .map(|report| report.change)
+}
+
+/// [`ensure_validator`], saying what to do with existing documents the validator rejects.
+pub async fn ensure_validator_with(
+    database: &Database,
+    collection: &str,
+    validator: Document,
+    level: ValidationLevel,
+    action: ValidationAction,
+    existing: ExistingDocuments,
+) -> Result<ValidatorReport> {
+    ensure_validator_for(
+        database, collection, validator, level, action, existing, None,
+    )
+    .await
 }
 
 pub(crate) async fn ensure_validator_for(
@@ -136,8 +190,9 @@ pub(crate) async fn ensure_validator_for(
     validator: Document,
     level: ValidationLevel,
     action: ValidationAction,
+    existing: ExistingDocuments,
     migration: Option<&str>,
-) -> Result<CollectionChange> {
+) -> Result<ValidatorReport> {
     let wanted = doc! {
         "validator": validator.clone(),
         "validationLevel": level.as_str(),
@@ -146,7 +201,10 @@ pub(crate) async fn ensure_validator_for(
     match collection_info(database, collection, migration).await? {
         None => {
             create(database, collection, wanted, migration).await?;
-            Ok(CollectionChange::Created)
+            Ok(ValidatorReport {
+                change: CollectionChange::Created,
+                violating: 0,
+            })
         }
         Some(info) => {
             let options = info.get_document("options").cloned().unwrap_or_default();
@@ -154,8 +212,17 @@ pub(crate) async fn ensure_validator_for(
                 && options.get_str("validationLevel").unwrap_or("strict") == level.as_str()
                 && options.get_str("validationAction").unwrap_or("error") == action.as_str();
             if same {
-                return Ok(CollectionChange::Unchanged);
+                return Ok(ValidatorReport {
+                    change: CollectionChange::Unchanged,
+                    violating: 0,
+                });
             }
+            let violating = if level == ValidationLevel::Strict && action == ValidationAction::Error
+            {
+                violations(database, collection, &validator, existing, migration).await?
+            } else {
+                0
+            };
             let mut command = doc! { "collMod": collection };
             command.extend(wanted);
             command.insert("writeConcern", doc! { "w": "majority" });
@@ -166,7 +233,68 @@ pub(crate) async fn ensure_validator_for(
                     e,
                 )
             })?;
-            Ok(CollectionChange::Updated)
+            Ok(ValidatorReport {
+                change: CollectionChange::Updated,
+                violating,
+            })
         }
     }
+}
+
+/// Counts the documents of `collection` that `validator` rejects; with
+/// [`ExistingDocuments::Refuse`], any is an [`Error::ValidatorRejectsExisting`] with up to five
+/// of their `_id`s. `{ $nor: [validator] }` is how MongoDB's documentation finds the documents
+/// that do not match a validator, `$jsonSchema` included
+/// (<https://www.mongodb.com/docs/manual/core/schema-validation/use-json-schema-query-conditions/>).
+async fn violations(
+    database: &Database,
+    collection: &str,
+    validator: &Document,
+    existing: ExistingDocuments,
+    migration: Option<&str>,
+) -> Result<u64> {
+    let failed = |e| {
+        Error::database(
+            format!(
+                "counting the documents of collection {collection:?} that the new validator rejects"
+            ),
+            migration,
+            e,
+        )
+    };
+    let target = database.collection::<Document>(collection);
+    let rejected = doc! { "$nor": [validator.clone()] };
+    let count = target
+        .count_documents(rejected.clone())
+        .await
+        .map_err(failed)?;
+    if count == 0 {
+        return Ok(0);
+    }
+    if existing == ExistingDocuments::Accept {
+        tracing::warn!(
+            collection,
+            documents = count,
+            "the new validator rejects writes to {count} existing documents of {collection:?}; applied anyway (ExistingDocuments::Accept)"
+        );
+        return Ok(count);
+    }
+    let ids: Vec<mongodb::bson::Bson> = target
+        .find(rejected)
+        .projection(doc! { "_id": 1 })
+        .limit(5)
+        .await
+        .map_err(failed)?
+        .try_collect::<Vec<Document>>()
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .filter_map(|d| d.get("_id").cloned())
+        .collect();
+    Err(Error::ValidatorRejectsExisting {
+        collection: collection.to_owned(),
+        documents: count,
+        ids,
+        migration: migration.and_then(schema_id::MigrationId::parse_prefixed),
+    })
 }

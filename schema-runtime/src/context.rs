@@ -129,12 +129,33 @@ impl MigrationContext {
         level: ValidationLevel,
         action: ValidationAction,
     ) -> Result<collection::CollectionChange> {
+        self.ensure_validator_with(
+            collection,
+            validator,
+            level,
+            action,
+            collection::ExistingDocuments::Refuse,
+        )
+        .await
+        .map(|report| report.change)
+    }
+
+    /// [`ensure_validator_with`](crate::ensure_validator_with) on this database.
+    pub async fn ensure_validator_with(
+        &self,
+        collection: &str,
+        validator: mongodb::bson::Document,
+        level: ValidationLevel,
+        action: ValidationAction,
+        existing: collection::ExistingDocuments,
+    ) -> Result<collection::ValidatorReport> {
         collection::ensure_validator_for(
             &self.database,
             collection,
             validator,
             level,
             action,
+            existing,
             self.migration.as_ref().map(MigrationId::as_str),
         )
         .await

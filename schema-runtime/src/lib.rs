@@ -83,8 +83,8 @@ pub use schema_id::{IdError, MigrationId};
 
 pub use batch::{BatchReport, Batches};
 pub use collection::{
-    CollectionChange, ValidationAction, ValidationLevel, collection_info, ensure_collection,
-    ensure_validator,
+    CollectionChange, ExistingDocuments, ValidationAction, ValidationLevel, ValidatorReport,
+    collection_info, ensure_collection, ensure_validator, ensure_validator_with,
 };
 pub use config::Settings;
 pub use context::MigrationContext;

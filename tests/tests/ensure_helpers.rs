@@ -421,3 +421,98 @@ async fn a_unique_index_over_duplicate_keys_is_refused_before_it_is_built() {
     .unwrap_err();
     assert!(err.to_string().contains("11000"), "{err}");
 }
+
+#[tokio::test]
+async fn a_validator_that_would_reject_existing_documents_is_refused_unless_accepted() {
+    let t = TestDb::new("valrej").await;
+    let orders = t.db.collection::<Document>("orders");
+    orders
+        .insert_many([
+            doc! { "_id": 1, "total": 5 },
+            doc! { "_id": 2, "total": "five" },
+            doc! { "_id": 3 },
+        ])
+        .await
+        .unwrap();
+    let schema = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["total"],
+        "properties": { "total": { "bsonType": "int" } },
+    } };
+
+    let err = ensure_validator(
+        &t.db,
+        "orders",
+        schema.clone(),
+        ValidationLevel::Strict,
+        ValidationAction::Error,
+    )
+    .await
+    .unwrap_err();
+    let Error::ValidatorRejectsExisting {
+        collection,
+        documents,
+        ids,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        (collection.as_str(), *documents, ids.as_slice()),
+        ("orders", 2, &[Bson::Int32(2), Bson::Int32(3)][..])
+    );
+    assert!(
+        err.to_string()
+            .contains("2 existing document(s) do not match it (such as _id 2, 3)"),
+        "{err}"
+    );
+    let info = collection_info(&t.db, "orders", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        info.get_document("options")
+            .unwrap()
+            .get("validator")
+            .is_none(),
+        "nothing was changed: {info}"
+    );
+
+    // Levels and actions that never reject writes to existing documents are not checked.
+    let change = ensure_validator(
+        &t.db,
+        "orders",
+        schema.clone(),
+        ValidationLevel::Moderate,
+        ValidationAction::Error,
+    )
+    .await
+    .unwrap();
+    assert_eq!(change, CollectionChange::Updated);
+
+    // Accepted explicitly: applied, and the count reported.
+    let report = schema_runtime::ensure_validator_with(
+        &t.db,
+        "orders",
+        schema.clone(),
+        ValidationLevel::Strict,
+        ValidationAction::Error,
+        schema_runtime::ExistingDocuments::Accept,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.change, report.violating),
+        (CollectionChange::Updated, 2)
+    );
+    let options = collection_info(&t.db, "orders", None)
+        .await
+        .unwrap()
+        .unwrap()
+        .get_document("options")
+        .unwrap()
+        .clone();
+    assert_eq!(options.get_str("validationLevel").unwrap(), "strict");
+    assert_eq!(options.get_document("validator").unwrap(), &schema);
+}

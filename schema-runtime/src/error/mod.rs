@@ -138,6 +138,19 @@ pub enum Error {
         migration: Option<MigrationId>,
     },
 
+    /// A validator that rejects writes (strict, error) was not applied because existing
+    /// documents do not match it: every later update of one would fail. Nothing was changed.
+    ValidatorRejectsExisting {
+        /// The collection.
+        collection: String,
+        /// How many documents do not match.
+        documents: u64,
+        /// Up to five of their `_id`s.
+        ids: Vec<mongodb::bson::Bson>,
+        /// The migration that asked, if known.
+        migration: Option<MigrationId>,
+    },
+
     /// A `schema_versions` document cannot be read.
     BadRecord {
         /// The document's `_id`.
@@ -454,6 +467,19 @@ impl Error {
                     shown.concat()
                 )
             }
+            Error::ValidatorRejectsExisting {
+                collection,
+                documents,
+                ids,
+                migration,
+            } => {
+                let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+                format!(
+                    "the new validator of collection {collection:?} (validationLevel strict, validationAction error) was not applied{}: {documents} existing document(s) do not match it (such as _id {}), and every later update of one would fail. Nothing was changed. Fix those documents in an earlier migration, or choose validationLevel moderate (documents that are already invalid stay updatable) or validationAction warn, or apply it anyway with ensure_validator_with(..., ExistingDocuments::Accept)",
+                    migration_suffix(migration),
+                    ids.join(", ")
+                )
+            }
             Error::BadRecord {
                 id,
                 collection,
@@ -555,7 +581,7 @@ impl Error {
 
     /// How many variants [`Error::variant`] names (checked by the tests).
     #[cfg(test)]
-    const VARIANT_COUNT: usize = 24;
+    const VARIANT_COUNT: usize = 25;
 
     fn variant(&self) -> &'static str {
         match self {
@@ -567,6 +593,7 @@ impl Error {
             Error::Database { .. } => "Database",
             Error::IndexConflict { .. } => "IndexConflict",
             Error::DuplicateKeys { .. } => "DuplicateKeys",
+            Error::ValidatorRejectsExisting { .. } => "ValidatorRejectsExisting",
             Error::BadRecord { .. } => "BadRecord",
             Error::LockLost { .. } => "LockLost",
             Error::LockTimeout { .. } => "LockTimeout",
@@ -715,6 +742,12 @@ mod tests {
                     documents: 4,
                     ids: vec![mongodb::bson::Bson::String(s())],
                 }],
+                migration: Some(id()),
+            },
+            Error::ValidatorRejectsExisting {
+                collection: s(),
+                documents: 3,
+                ids: vec![mongodb::bson::Bson::String(s())],
                 migration: Some(id()),
             },
             Error::BadRecord {
