@@ -34,6 +34,9 @@ pub struct MigrationContext {
     session: Option<mongodb::ClientSession>,
     progress_bars: bool,
     checkpoint: Option<CheckpointTarget>,
+    /// Whether helpers that lose data (`drop_index`) may run: the migration is marked
+    /// `destructive`, or this is a rollback or a context made by hand.
+    destructive: bool,
 }
 
 impl MigrationContext {
@@ -45,16 +48,23 @@ impl MigrationContext {
             session: None,
             progress_bars: false,
             checkpoint: None,
+            destructive: true,
         }
     }
 
-    pub(crate) fn for_migration(database: Database, id: &MigrationId, progress_bars: bool) -> Self {
+    pub(crate) fn for_migration(
+        database: Database,
+        id: &MigrationId,
+        progress_bars: bool,
+        destructive: bool,
+    ) -> Self {
         MigrationContext {
             database,
             migration: Some(id.clone()),
             session: None,
             progress_bars,
             checkpoint: None,
+            destructive,
         }
     }
 
@@ -119,6 +129,47 @@ impl MigrationContext {
             self.migration.as_ref().map(MigrationId::as_str),
         )
         .await
+    }
+
+    /// [`hide_index`](crate::hide_index) on this database: the query planner stops using the
+    /// index while it is still maintained, so that dropping it later (in the next release) can
+    /// be undone at once with [`unhide_index`](Self::unhide_index) if queries slow down.
+    pub async fn hide_index(&self, collection: &str, name: &str) -> Result<bool> {
+        indexes::set_hidden(&self.database, collection, name, true, self.migration_key()).await
+    }
+
+    /// [`unhide_index`](crate::unhide_index) on this database.
+    pub async fn unhide_index(&self, collection: &str, name: &str) -> Result<bool> {
+        indexes::set_hidden(
+            &self.database,
+            collection,
+            name,
+            false,
+            self.migration_key(),
+        )
+        .await
+    }
+
+    /// [`drop_index`](crate::drop_index) on this database. It loses the index (rebuilding it on
+    /// a big collection takes long), so the migration must be marked `destructive`; otherwise
+    /// this is [`Error::NotApplicable`](crate::Error::NotApplicable) and nothing is dropped.
+    pub async fn drop_index(&self, collection: &str, name: &str) -> Result<bool> {
+        if !self.destructive
+            && let Some(id) = &self.migration
+        {
+            return Err(crate::Error::NotApplicable {
+                command: "drop_index".into(),
+                id: id.clone(),
+                problem: format!(
+                    "dropping index {name:?} of collection {collection:?} loses it; mark the migration #[migration(..., destructive)] (and hide the index a release before: ctx.hide_index)"
+                ),
+            });
+        }
+        indexes::drop_index_for(&self.database, collection, name, self.migration_key()).await
+    }
+
+    fn migration_key(&self) -> Option<&str> {
+        self.migration.as_ref().map(MigrationId::as_str)
     }
 
     /// [`ensure_validator`](crate::ensure_validator) on this database.

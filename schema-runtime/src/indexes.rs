@@ -66,6 +66,11 @@ impl IndexSpec {
         self.option("unique", true)
     }
 
+    /// Hidden from the query planner (still maintained); see [`hide_index`].
+    pub fn hidden(self) -> Self {
+        self.option("hidden", true)
+    }
+
     /// Leaves documents without the field out of the index.
     pub fn sparse(self) -> Self {
         self.option("sparse", true)
@@ -172,6 +177,9 @@ pub struct IndexReport {
     pub created: Vec<String>,
     /// Indexes that already existed with the same definition.
     pub unchanged: Vec<String>,
+    /// Indexes changed in place with `collMod` (a new TTL, hidden or not, made unique), without
+    /// a rebuild.
+    pub modified: Vec<String>,
 }
 
 /// Makes sure `collection` has every index of `indexes`, by name. Sends one `listIndexes` and, if
@@ -194,6 +202,7 @@ pub(crate) async fn ensure_indexes_for(
     let existing = list_indexes(database, collection, migration).await?;
     let mut report = IndexReport::default();
     let mut to_create = Vec::new();
+    let mut to_modify = Vec::new();
     for spec in indexes {
         match existing
             .iter()
@@ -202,16 +211,22 @@ pub(crate) async fn ensure_indexes_for(
             Some(found) => {
                 let existing = canonical_existing(found);
                 let requested = spec.canonical();
-                if !same_definition(&existing, &requested) {
-                    return Err(Error::IndexConflict {
-                        collection: collection.to_owned(),
-                        name: spec.name().to_owned(),
-                        existing: Box::new(existing),
-                        requested: Box::new(requested),
-                        migration: migration.and_then(MigrationId::parse_prefixed),
-                    });
+                if same_definition(&existing, &requested) {
+                    report.unchanged.push(spec.name().to_owned());
+                    continue;
                 }
-                report.unchanged.push(spec.name().to_owned());
+                match in_place_changes(&existing, &requested) {
+                    Some(changes) => to_modify.push((spec, changes)),
+                    None => {
+                        return Err(Error::IndexConflict {
+                            collection: collection.to_owned(),
+                            name: spec.name().to_owned(),
+                            existing: Box::new(existing),
+                            requested: Box::new(requested),
+                            migration: migration.and_then(MigrationId::parse_prefixed),
+                        });
+                    }
+                }
             }
             None => {
                 to_create.push(Bson::Document(spec.to_document()));
@@ -219,14 +234,23 @@ pub(crate) async fn ensure_indexes_for(
             }
         }
     }
-    // A collection with no index does not exist yet, so it holds no duplicates.
+    // Every check before any change: a conflict (above) or duplicate keys leave the collection
+    // as it was. A collection with no index does not exist yet, so it holds no duplicates.
     if !existing.is_empty() {
-        for spec in indexes
+        let becoming_unique = to_modify
             .iter()
-            .filter(|s| report.created.iter().any(|name| name == s.name()))
-        {
+            .filter(|(_, changes)| changes.make_unique)
+            .map(|(spec, _)| *spec);
+        let created = indexes
+            .iter()
+            .filter(|s| report.created.iter().any(|name| name == s.name()));
+        for spec in becoming_unique.chain(created) {
             duplicate_keys(database, collection, spec, migration).await?;
         }
+    }
+    for (spec, changes) in &to_modify {
+        modify_in_place(database, collection, spec, changes, migration).await?;
+        report.modified.push(spec.name().to_owned());
     }
     if !to_create.is_empty() {
         let command = doc! {
@@ -246,6 +270,192 @@ pub(crate) async fn ensure_indexes_for(
         })?;
     }
     Ok(report)
+}
+
+/// The options MongoDB changes on an existing index with `collMod`, without rebuilding it
+/// (<https://www.mongodb.com/docs/manual/reference/command/collMod/#change-index-properties>):
+/// `expireAfterSeconds` (a TTL index's, not added or removed), `hidden` (4.4+), and `unique`
+/// (6.0+, through `prepareUnique` first).
+#[derive(Debug, Clone, PartialEq)]
+struct InPlace {
+    expire_after_seconds: Option<Bson>,
+    hidden: Option<bool>,
+    make_unique: bool,
+}
+
+/// What `collMod` must change to turn `existing` into `requested` (both canonical), when that
+/// is all that differs; `None` when the index must be rebuilt.
+fn in_place_changes(existing: &Document, requested: &Document) -> Option<InPlace> {
+    let mut existing = existing.clone();
+    let mut requested = requested.clone();
+    let mut changes = InPlace {
+        expire_after_seconds: None,
+        hidden: None,
+        make_unique: false,
+    };
+    const TTL: &str = "expireAfterSeconds";
+    match (existing.remove(TTL), requested.remove(TTL)) {
+        (Some(old), Some(new)) if old != new => changes.expire_after_seconds = Some(new),
+        (Some(_), Some(_)) | (None, None) => {}
+        // Adding or removing a TTL is a rebuild.
+        _ => return None,
+    }
+    let hidden = |d: &mut Document| {
+        d.remove("hidden")
+            .and_then(|h| h.as_bool())
+            .unwrap_or(false)
+    };
+    let (was_hidden, hide) = (hidden(&mut existing), hidden(&mut requested));
+    if was_hidden != hide {
+        changes.hidden = Some(hide);
+    }
+    let unique = |d: &mut Document| {
+        d.remove("unique")
+            .and_then(|u| u.as_bool())
+            .unwrap_or(false)
+    };
+    match (unique(&mut existing), unique(&mut requested)) {
+        (false, true) => changes.make_unique = true,
+        // Dropping uniqueness is a rebuild.
+        (true, false) => return None,
+        _ => {}
+    }
+    existing.remove("prepareUnique");
+    requested.remove("prepareUnique");
+    let nothing =
+        changes.expire_after_seconds.is_none() && changes.hidden.is_none() && !changes.make_unique;
+    (same_definition(&existing, &requested) && !nothing).then_some(changes)
+}
+
+async fn modify_in_place(
+    database: &Database,
+    collection: &str,
+    spec: &IndexSpec,
+    changes: &InPlace,
+    migration: Option<&str>,
+) -> Result<()> {
+    let mut steps = Vec::new();
+    if let Some(seconds) = &changes.expire_after_seconds {
+        steps.push(doc! { "name": spec.name(), "expireAfterSeconds": seconds.clone() });
+    }
+    if let Some(hidden) = changes.hidden {
+        steps.push(doc! { "name": spec.name(), "hidden": hidden });
+    }
+    if changes.make_unique {
+        // After the same preflight as for a new unique index, MongoDB's two steps: from
+        // `prepareUnique` on, new duplicates are refused; `unique` then checks the rest.
+        steps.push(doc! { "name": spec.name(), "prepareUnique": true });
+        steps.push(doc! { "name": spec.name(), "unique": true });
+    }
+    for index in steps {
+        let command = doc! {
+            "collMod": collection,
+            "index": index.clone(),
+            "writeConcern": { "w": "majority" },
+        };
+        database.run_command(command).await.map_err(|e| {
+            Error::database(
+                format!(
+                    "changing index {:?} of collection {collection:?} in place (collMod {index})",
+                    spec.name()
+                ),
+                migration,
+                e,
+            )
+        })?;
+    }
+    tracing::info!(
+        collection,
+        index = spec.name(),
+        ?changes,
+        "changed an index in place"
+    );
+    Ok(())
+}
+
+/// Hides (`hidden: true`) or unhides index `name` of `collection` with `collMod`; `false` when
+/// it already was so (one `listIndexes` first). The index is still maintained while hidden;
+/// the query planner does not use it (MongoDB 4.4+).
+pub async fn hide_index(database: &Database, collection: &str, name: &str) -> Result<bool> {
+    set_hidden(database, collection, name, true, None).await
+}
+
+/// Makes a hidden index visible to the query planner again; `false` when it was not hidden.
+pub async fn unhide_index(database: &Database, collection: &str, name: &str) -> Result<bool> {
+    set_hidden(database, collection, name, false, None).await
+}
+
+pub(crate) async fn set_hidden(
+    database: &Database,
+    collection: &str,
+    name: &str,
+    hidden: bool,
+    migration: Option<&str>,
+) -> Result<bool> {
+    let listed = list_indexes(database, collection, migration).await?;
+    let Some(index) = listed.iter().find(|i| i.get_str("name").ok() == Some(name)) else {
+        return Err(missing_index(collection, name, migration));
+    };
+    if index.get_bool("hidden").unwrap_or(false) == hidden {
+        return Ok(false);
+    }
+    let command = doc! {
+        "collMod": collection,
+        "index": { "name": name, "hidden": hidden },
+        "writeConcern": { "w": "majority" },
+    };
+    database.run_command(command).await.map_err(|e| {
+        Error::database(
+            format!(
+                "{} index {name:?} of collection {collection:?}",
+                if hidden { "hiding" } else { "unhiding" }
+            ),
+            migration,
+            e,
+        )
+    })?;
+    Ok(true)
+}
+
+/// Drops index `name` of `collection`; `false` when there is no such index (already dropped).
+/// Through [`MigrationContext::drop_index`](crate::MigrationContext::drop_index) the migration
+/// must be marked `destructive`.
+pub async fn drop_index(database: &Database, collection: &str, name: &str) -> Result<bool> {
+    drop_index_for(database, collection, name, None).await
+}
+
+pub(crate) async fn drop_index_for(
+    database: &Database,
+    collection: &str,
+    name: &str,
+    migration: Option<&str>,
+) -> Result<bool> {
+    let listed = list_indexes(database, collection, migration).await?;
+    if !listed.iter().any(|i| i.get_str("name").ok() == Some(name)) {
+        return Ok(false);
+    }
+    let command =
+        doc! { "dropIndexes": collection, "index": name, "writeConcern": { "w": "majority" } };
+    database.run_command(command).await.map_err(|e| {
+        Error::database(
+            format!("dropping index {name:?} of collection {collection:?}"),
+            migration,
+            e,
+        )
+    })?;
+    Ok(true)
+}
+
+fn missing_index(collection: &str, name: &str, migration: Option<&str>) -> Error {
+    Error::Config {
+        setting: format!("index {name:?}"),
+        problem: format!(
+            "collection {collection:?} has no index named {name:?}{}; `listIndexes` shows its indexes",
+            migration
+                .map(|m| format!(" (migration {m})"))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// Before a unique index is built: the keys more than one document holds, as the index would
@@ -466,7 +676,7 @@ fn canonical_existing(index: &Document) -> Document {
         match key.as_str() {
             // Bookkeeping the server adds, not part of what the user asked for.
             "v" | "name" | "ns" | "textIndexVersion" | "2dsphereIndexVersion" | "background" => {}
-            "unique" | "sparse" if value.as_bool() == Some(false) => {}
+            "unique" | "sparse" | "hidden" | "prepareUnique" if value.as_bool() == Some(false) => {}
             _ => {
                 spec.insert(key, value.clone());
             }
@@ -660,5 +870,33 @@ mod tests {
             assert!(DuplicateCheck::of(&spec).is_none(), "{spec:?}");
         }
         assert!(DuplicateCheck::of(&IndexSpec::new("d", doc! { "a": 1.0 }).unique()).is_some());
+    }
+
+    #[test]
+    fn what_changes_in_place_and_what_is_a_rebuild() {
+        let index = |spec: IndexSpec| spec.canonical();
+        let ttl = |secs| IndexSpec::new("t", doc! { "at": 1 }).ttl(Duration::from_secs(secs));
+        let changes = in_place_changes(&index(ttl(60)), &index(ttl(120))).unwrap();
+        assert_eq!(changes.expire_after_seconds, Some(Bson::Double(120.0)));
+        assert!(changes.hidden.is_none() && !changes.make_unique);
+
+        let plain = || IndexSpec::new("i", doc! { "a": 1 });
+        let hide = in_place_changes(&index(plain()), &index(plain().hidden())).unwrap();
+        assert_eq!(hide.hidden, Some(true));
+        let show = in_place_changes(&index(plain().hidden()), &index(plain())).unwrap();
+        assert_eq!(show.hidden, Some(false));
+        let unique = in_place_changes(&index(plain()), &index(plain().unique())).unwrap();
+        assert!(unique.make_unique);
+
+        for (from, to) in [
+            (index(IndexSpec::new("t", doc! { "at": 1 })), index(ttl(60))),
+            (index(ttl(60)), index(IndexSpec::new("t", doc! { "at": 1 }))),
+            (index(plain().unique()), index(plain())),
+            (index(plain()), index(IndexSpec::new("i", doc! { "b": 1 }))),
+            (index(plain()), index(plain().sparse())),
+            (index(plain()), index(plain())),
+        ] {
+            assert!(in_place_changes(&from, &to).is_none(), "{from} -> {to}");
+        }
     }
 }

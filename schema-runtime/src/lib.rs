@@ -90,7 +90,9 @@ pub use config::Settings;
 pub use context::MigrationContext;
 pub use deployment::Deployment;
 pub use error::{BoxError, Cause, DuplicateKey, Error, ErrorClass, Result};
-pub use indexes::{IndexReport, IndexSpec, ensure_indexes, list_indexes};
+pub use indexes::{
+    IndexReport, IndexSpec, drop_index, ensure_indexes, hide_index, list_indexes, unhide_index,
+};
 pub use lock::{LockHolder, LockState, Unlocked};
 pub use migrator::{AppliedMigration, ChecksumPolicy, Health, Migrator, Report, Warning, defaults};
 pub use plan::{ChecksumStatus, EntryState, Finding, Plan, PlanEntry};

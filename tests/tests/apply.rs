@@ -524,3 +524,73 @@ async fn an_unreadable_record_is_a_clear_error() {
     );
     assert_eq!(count(&t.db, "legacy_one").await, 0);
 }
+
+#[schema_runtime::migration(
+    id = "0001",
+    description = "Drops an index without saying so",
+    group = "drop_undeclared"
+)]
+async fn drops_quietly(
+    ctx: &mut schema_runtime::MigrationContext,
+) -> schema_runtime::MigrationResult {
+    ctx.drop_index("things", "idx_thing").await?;
+    Ok(())
+}
+
+#[schema_runtime::migration(
+    id = "0001",
+    description = "Drops an index, marked destructive",
+    group = "drop_declared",
+    destructive
+)]
+async fn drops_openly(
+    ctx: &mut schema_runtime::MigrationContext,
+) -> schema_runtime::MigrationResult {
+    ctx.drop_index("things", "idx_thing").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn drop_index_needs_a_destructive_migration() {
+    let t = TestDb::new("dropdecl").await;
+    schema_runtime::ensure_indexes(
+        &t.db,
+        "things",
+        &[schema_runtime::IndexSpec::new(
+            "idx_thing",
+            doc! { "thing": 1 },
+        )],
+    )
+    .await
+    .unwrap();
+    let err = Migrator::new(t.db.clone())
+        .group("drop_undeclared")
+        .apply_all()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("mark the migration #[migration(..., destructive)]"),
+        "{err}"
+    );
+    assert_eq!(
+        schema_runtime::list_indexes(&t.db, "things", None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    Migrator::new(t.db.clone())
+        .group("drop_declared")
+        .allow_destructive(true)
+        .apply_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        schema_runtime::list_indexes(&t.db, "things", None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

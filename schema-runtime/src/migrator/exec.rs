@@ -189,6 +189,7 @@ impl Migrator {
                 self.database().clone(),
                 &entry.id,
                 self.progress_bars,
+                migration.destructive(),
             );
             context.set_checkpoint_target(crate::store::CheckpointTarget {
                 store: store.clone(),

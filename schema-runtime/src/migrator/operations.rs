@@ -160,7 +160,7 @@ impl Migrator {
             lease.verify(Some(entry.id.as_str())).await?;
             let key = entry.record_key();
             let mut context =
-                MigrationContext::for_migration(self.database().clone(), &entry.id, false);
+                MigrationContext::for_migration(self.database().clone(), &entry.id, false, true);
             let rollback = migration.run_down(&mut context).expect("checked has_down");
             let message = match run_guarded(lease, None, rollback).await {
                 Ended::LeaseLost(reason) => {
