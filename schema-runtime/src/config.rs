@@ -15,6 +15,7 @@
 //! | `SCHEMA_CHECKSUM_POLICY` | an applied migration whose code changed: `warn`, `fail` (refuse to start) or `ignore` | `warn` |
 //! | `SCHEMA_ALLOW_OUT_OF_ORDER` | apply a pending migration whose id is below the highest applied one | `false` |
 //! | `SCHEMA_TRANSACTION_RETRY_SECS` | how long a transactional migration is retried on transient errors | `90` |
+//! | `SCHEMA_LARGE_COLLECTION_DOCS` | the estimated document count above which building an index warns | `1000000` |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
 //! [`Error::Config`] naming the variable; a connection string is never printed with its password.
@@ -23,7 +24,7 @@
 //! application's configuration (figment, config, a TOML file): the keys are the fields of
 //! [`Settings`] (`uri`, `database`, `auto_migrate`, `allow_destructive`, `lease`, `max_wait`,
 //! `startup_timeout`, `status_timeout`, `migration_timeout`, `checksum_policy`,
-//! `allow_out_of_order`, `transaction_retry_limit`), durations in seconds, every key but `uri`
+//! `allow_out_of_order`, `transaction_retry_limit`, `large_collection_threshold`), durations in seconds, every key but `uri`
 //! optional, an unknown key refused; the values are checked as the variables' are.
 
 use std::fmt;
@@ -79,6 +80,8 @@ pub struct Settings {
     pub allow_out_of_order: bool,
     /// How long a transactional migration is retried on transient errors.
     pub transaction_retry_limit: Duration,
+    /// The estimated document count above which building an index warns.
+    pub large_collection_threshold: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -96,6 +99,10 @@ impl fmt::Debug for Settings {
             .field("checksum_policy", &self.checksum_policy)
             .field("allow_out_of_order", &self.allow_out_of_order)
             .field("transaction_retry_limit", &self.transaction_retry_limit)
+            .field(
+                "large_collection_threshold",
+                &self.large_collection_threshold,
+            )
             .finish()
     }
 }
@@ -116,6 +123,7 @@ impl Settings {
             checksum_policy: ChecksumPolicy::default(),
             allow_out_of_order: false,
             transaction_retry_limit: defaults::TRANSACTION_RETRY_LIMIT,
+            large_collection_threshold: defaults::LARGE_COLLECTION,
         }
     }
 
@@ -206,6 +214,17 @@ impl Settings {
                 "SCHEMA_TRANSACTION_RETRY_SECS",
                 defaults::TRANSACTION_RETRY_LIMIT,
             )?,
+            large_collection_threshold: match get("SCHEMA_LARGE_COLLECTION_DOCS") {
+                None => defaults::LARGE_COLLECTION,
+                Some(value) => value.trim().parse::<u64>().map_err(|_| {
+                    config(
+                        "SCHEMA_LARGE_COLLECTION_DOCS",
+                        format!(
+                            "it is {value:?}; write a whole number of documents, such as 1000000"
+                        ),
+                    )
+                })?,
+            },
             uri,
         })
     }
@@ -253,6 +272,7 @@ impl Settings {
             .checksum_policy(self.checksum_policy)
             .allow_out_of_order(self.allow_out_of_order)
             .transaction_retry_limit(self.transaction_retry_limit)
+            .large_collection_threshold(self.large_collection_threshold)
     }
 }
 
@@ -270,6 +290,7 @@ const KEYS: &[(&str, &str)] = &[
     ("checksum_policy", "SCHEMA_CHECKSUM_POLICY"),
     ("allow_out_of_order", "SCHEMA_ALLOW_OUT_OF_ORDER"),
     ("transaction_retry_limit", "SCHEMA_TRANSACTION_RETRY_SECS"),
+    ("large_collection_threshold", "SCHEMA_LARGE_COLLECTION_DOCS"),
 ];
 
 /// One value of a configuration file, whatever its type; checked as the variable's text is.
@@ -476,8 +497,10 @@ mod tests {
             ("SCHEMA_CHECKSUM_POLICY", "Fail"),
             ("SCHEMA_ALLOW_OUT_OF_ORDER", "yes"),
             ("SCHEMA_TRANSACTION_RETRY_SECS", "5"),
+            ("SCHEMA_LARGE_COLLECTION_DOCS", "5000"),
         ]))
         .unwrap();
+        assert_eq!(s.large_collection_threshold, 5000);
         assert_eq!(s.checksum_policy, ChecksumPolicy::Fail);
         assert!(s.allow_out_of_order);
         assert_eq!(s.transaction_retry_limit, Duration::from_secs(5));

@@ -37,6 +37,8 @@ pub struct MigrationContext {
     /// Whether helpers that lose data (`drop_index`) may run: the migration is marked
     /// `destructive`, or this is a rollback or a context made by hand.
     destructive: bool,
+    /// The estimated document count above which an index build warns.
+    large_collection: u64,
 }
 
 impl MigrationContext {
@@ -49,6 +51,7 @@ impl MigrationContext {
             progress_bars: false,
             checkpoint: None,
             destructive: true,
+            large_collection: crate::migrator::defaults::LARGE_COLLECTION,
         }
     }
 
@@ -65,7 +68,12 @@ impl MigrationContext {
             progress_bars,
             checkpoint: None,
             destructive,
+            large_collection: crate::migrator::defaults::LARGE_COLLECTION,
         }
+    }
+
+    pub(crate) fn set_large_collection(&mut self, documents: u64) {
+        self.large_collection = documents;
     }
 
     pub(crate) fn set_checkpoint_target(&mut self, target: CheckpointTarget) {
@@ -127,6 +135,7 @@ impl MigrationContext {
             collection,
             indexes,
             self.migration.as_ref().map(MigrationId::as_str),
+            self.large_collection,
         )
         .await
     }

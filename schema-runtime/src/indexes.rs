@@ -180,6 +180,8 @@ pub struct IndexReport {
     /// Indexes changed in place with `collMod` (a new TTL, hidden or not, made unique), without
     /// a rebuild.
     pub modified: Vec<String>,
+    /// Things to know, such as a build on a large collection (also logged as tracing warnings).
+    pub warnings: Vec<String>,
 }
 
 /// Makes sure `collection` has every index of `indexes`, by name. Sends one `listIndexes` and, if
@@ -190,7 +192,14 @@ pub async fn ensure_indexes(
     collection: &str,
     indexes: &[IndexSpec],
 ) -> Result<IndexReport> {
-    ensure_indexes_for(database, collection, indexes, None).await
+    ensure_indexes_for(
+        database,
+        collection,
+        indexes,
+        None,
+        crate::migrator::defaults::LARGE_COLLECTION,
+    )
+    .await
 }
 
 pub(crate) async fn ensure_indexes_for(
@@ -198,6 +207,7 @@ pub(crate) async fn ensure_indexes_for(
     collection: &str,
     indexes: &[IndexSpec],
     migration: Option<&str>,
+    large_collection: u64,
 ) -> Result<IndexReport> {
     let existing = list_indexes(database, collection, migration).await?;
     let mut report = IndexReport::default();
@@ -251,6 +261,14 @@ pub(crate) async fn ensure_indexes_for(
     for (spec, changes) in &to_modify {
         modify_in_place(database, collection, spec, changes, migration).await?;
         report.modified.push(spec.name().to_owned());
+    }
+    if !to_create.is_empty()
+        && !existing.is_empty()
+        && let Some(warning) =
+            large_collection_warning(database, collection, &report.created, large_collection).await
+    {
+        tracing::warn!(collection, "{warning}");
+        report.warnings.push(warning);
     }
     if !to_create.is_empty() {
         let command = doc! {
@@ -371,6 +389,29 @@ async fn modify_in_place(
         "changed an index in place"
     );
     Ok(())
+}
+
+/// The warning for building `names` on `collection` when its estimated document count (one
+/// `count` from the collection's metadata, cheap at any size) is at least `threshold`.
+async fn large_collection_warning(
+    database: &Database,
+    collection: &str,
+    names: &[String],
+    threshold: u64,
+) -> Option<String> {
+    let documents = database
+        .collection::<Document>(collection)
+        .estimated_document_count()
+        .await
+        .ok()?;
+    (documents >= threshold).then(|| large_collection_message(collection, names, documents))
+}
+
+fn large_collection_message(collection: &str, names: &[String], documents: u64) -> String {
+    format!(
+        "building {} on collection {collection:?} (about {documents} documents) reads every document while start-up waits; on a large collection that can take minutes to hours and every other process waits for the lock meanwhile. Consider building it outside the start-up of every process (`migrate up` in a job before the deploy: the README's \"Deploying\"); the threshold is Migrator::large_collection_threshold / SCHEMA_LARGE_COLLECTION_DOCS",
+        names.join(", ")
+    )
 }
 
 /// Hides (`hidden: true`) or unhides index `name` of `collection` with `collMod`; `false` when

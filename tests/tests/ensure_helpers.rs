@@ -651,3 +651,50 @@ async fn drop_an_index_and_name_a_missing_one() {
         .collect();
     assert_eq!(names, ["_id_"]);
 }
+
+#[schema_runtime::migration(
+    id = "0001",
+    description = "Index a large collection",
+    group = "large_warn"
+)]
+async fn index_large(
+    ctx: &mut schema_runtime::MigrationContext,
+) -> schema_runtime::MigrationResult {
+    let report = ctx
+        .ensure_indexes("big", &[IndexSpec::new("idx_n", doc! { "n": 1 })])
+        .await?;
+    ctx.collection::<Document>("index_warnings")
+        .insert_one(doc! { "warnings": report.warnings })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_index_build_on_a_large_collection_warns_in_the_report() {
+    for (threshold, warned) in [(10, true), (1_000, false)] {
+        let t = TestDb::new("largewarn").await;
+        let docs: Vec<Document> = (0..30).map(|n| doc! { "n": n }).collect();
+        t.db.collection::<Document>("big")
+            .insert_many(docs)
+            .await
+            .unwrap();
+        schema_runtime::Migrator::new(t.db.clone())
+            .group("large_warn")
+            .large_collection_threshold(threshold)
+            .apply_all()
+            .await
+            .unwrap();
+        let stored = schema_tests::documents(&t.db, "index_warnings").await;
+        let warnings = stored[0].get_array("warnings").unwrap();
+        assert_eq!(!warnings.is_empty(), warned, "{warnings:?}");
+        if warned {
+            let text = warnings[0].as_str().unwrap();
+            assert!(
+                text.starts_with("building idx_n on collection \"big\" (about 30 documents) reads every document while start-up waits"),
+                "{text}"
+            );
+        }
+        let listed = list_indexes(&t.db, "big", None).await.unwrap();
+        assert_eq!(listed.len(), 2, "built either way");
+    }
+}

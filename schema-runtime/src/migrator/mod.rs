@@ -60,6 +60,7 @@ pub struct Migrator {
     auto_migrate: bool,
     allow_destructive: bool,
     progress_bars: bool,
+    large_collection: u64,
     allow_empty: bool,
     allow_reused_ids: bool,
     migration_timeout: Option<Duration>,
@@ -89,6 +90,9 @@ pub mod defaults {
     /// past MongoDB's default `transactionLifetimeLimitSeconds` (60 s), after which a
     /// transaction left open by a killed process is aborted.
     pub const TRANSACTION_RETRY_LIMIT: Duration = Duration::from_secs(90);
+    /// The estimated document count above which building an index warns
+    /// ([`Migrator::large_collection_threshold`](crate::Migrator::large_collection_threshold)).
+    pub const LARGE_COLLECTION: u64 = 1_000_000;
 }
 
 impl Migrator {
@@ -108,6 +112,7 @@ impl Migrator {
             auto_migrate: true,
             allow_destructive: false,
             progress_bars: false,
+            large_collection: defaults::LARGE_COLLECTION,
             allow_empty: false,
             allow_reused_ids: false,
             migration_timeout: None,
@@ -167,6 +172,19 @@ impl Migrator {
 
     pub(crate) fn status_timeout_setting(&self) -> Duration {
         self.status_timeout
+    }
+
+    /// Building an index on a collection whose estimated document count is at least
+    /// `documents` is reported as a warning (in [`IndexReport::warnings`](crate::IndexReport) and
+    /// tracing): the build reads every document while start-up waits. Default 1,000,000.
+    pub fn large_collection_threshold(mut self, documents: u64) -> Self {
+        self.large_collection = documents;
+        self
+    }
+
+    /// The threshold of [`large_collection_threshold`](Self::large_collection_threshold).
+    pub(crate) fn large_collection(&self) -> u64 {
+        self.large_collection
     }
 
     /// Whether long helpers (such as [`batches`](crate::MigrationContext::batches)) draw progress bars on stderr.
