@@ -136,6 +136,7 @@ impl MigrationContext {
             indexes,
             self.migration.as_ref().map(MigrationId::as_str),
             self.large_collection,
+            self.progress_bars,
         )
         .await
     }

@@ -198,6 +198,7 @@ pub async fn ensure_indexes(
         indexes,
         None,
         crate::migrator::defaults::LARGE_COLLECTION,
+        false,
     )
     .await
 }
@@ -208,6 +209,7 @@ pub(crate) async fn ensure_indexes_for(
     indexes: &[IndexSpec],
     migration: Option<&str>,
     large_collection: u64,
+    progress_bars: bool,
 ) -> Result<IndexReport> {
     let existing = list_indexes(database, collection, migration).await?;
     let mut report = IndexReport::default();
@@ -276,7 +278,15 @@ pub(crate) async fn ensure_indexes_for(
             "indexes": to_create,
             "writeConcern": { "w": "majority" },
         };
-        database.run_command(command).await.map_err(|e| {
+        create_with_progress(
+            database,
+            collection,
+            command,
+            &report.created,
+            progress_bars,
+        )
+        .await
+        .map_err(|e| {
             Error::database(
                 format!(
                     "creating indexes {:?} on collection {collection:?}",
@@ -288,6 +298,103 @@ pub(crate) async fn ensure_indexes_for(
         })?;
     }
     Ok(report)
+}
+
+/// How long a build runs before its progress is first read, and then how often.
+const PROGRESS_FIRST: Duration = Duration::from_secs(2);
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often the progress goes to tracing.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs `createIndexes` and, while it runs past [`PROGRESS_FIRST`], reads the build's progress
+/// from `$currentOp` every [`PROGRESS_EVERY`]: to tracing every [`PROGRESS_LOG_EVERY`] (done,
+/// total, rate) and to a progress bar when asked. A server that reports none (no `$currentOp`,
+/// no privilege for it, or no `progress` field) is said once.
+async fn create_with_progress(
+    database: &Database,
+    collection: &str,
+    command: Document,
+    names: &[String],
+    progress_bars: bool,
+) -> mongodb::error::Result<Document> {
+    let build = database.run_command(command).into_future();
+    tokio::pin!(build);
+    let started = std::time::Instant::now();
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_FIRST, PROGRESS_EVERY);
+    let mut bar: Option<crate::progress::Progress> = None;
+    let mut last_log: Option<std::time::Instant> = None;
+    let mut said_none = false;
+    loop {
+        tokio::select! {
+            result = &mut build => {
+                if let Some(bar) = &bar {
+                    bar.finish();
+                }
+                return result;
+            }
+            _ = ticks.tick() => {
+                match build_progress(database, collection).await {
+                    Ok(Some((done, total))) => {
+                        let bar = bar.get_or_insert_with(|| {
+                            crate::progress::Progress::new(progress_bars, total, &format!("{collection} indexes"), done)
+                        });
+                        bar.set_position(done);
+                        if last_log.is_none_or(|at| at.elapsed() >= PROGRESS_LOG_EVERY) {
+                            last_log = Some(std::time::Instant::now());
+                            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+                            tracing::info!(collection, indexes = ?names, done, total, rate = rate.round() as u64, "building indexes");
+                        }
+                    }
+                    outcome if !said_none => {
+                        said_none = true;
+                        let why = match outcome {
+                            Err(e) => format!("$currentOp cannot be read: {}", crate::scrub(&e.to_string())),
+                            _ => "the server reports no progress for it".to_owned(),
+                        };
+                        tracing::info!(collection, indexes = ?names, elapsed_s = started.elapsed().as_secs(), "the index build is still running; {why}, so none is shown");
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The progress of the index build on `collection`, as `$currentOp` reports it.
+async fn build_progress(
+    database: &Database,
+    collection: &str,
+) -> mongodb::error::Result<Option<(u64, u64)>> {
+    let pipeline = [
+        doc! { "$currentOp": { "allUsers": true, "idleConnections": false } },
+        doc! { "$match": { "command.createIndexes": collection, "progress": { "$exists": true } } },
+    ];
+    let ops: Vec<Document> = database
+        .client()
+        .database("admin")
+        .aggregate(pipeline)
+        .await?
+        .try_collect()
+        .await?;
+    let namespace = format!("{}.{collection}", database.name());
+    Ok(ops
+        .iter()
+        .filter(|op| {
+            op.get_str("ns")
+                .is_ok_and(|ns| ns == namespace || ns.ends_with(".$cmd"))
+        })
+        .find_map(progress_of))
+}
+
+/// `done` and `total` of one `$currentOp` entry of an index build, whose documented shape is
+/// `{ ..., "msg": "Index Build: scanning collection ...", "progress": { "done": 16448, "total":
+/// 100000 } }` (<https://www.mongodb.com/docs/manual/reference/command/currentOp/#currentop-index-creation>).
+fn progress_of(op: &Document) -> Option<(u64, u64)> {
+    let progress = op.get_document("progress").ok()?;
+    let done = crate::wire::read_i64(progress.get("done"))?;
+    let total = crate::wire::read_i64(progress.get("total"))?;
+    (done >= 0 && total > 0).then_some((done as u64, total as u64))
 }
 
 /// The options MongoDB changes on an existing index with `collMod`, without rebuilding it
@@ -938,6 +1045,31 @@ mod tests {
             (index(plain()), index(plain())),
         ] {
             assert!(in_place_changes(&from, &to).is_none(), "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn index_build_progress_in_the_documented_shape() {
+        let op = doc! {
+            "desc": "IndexBuildsCoordinatorMongod-3",
+            "ns": "app.events",
+            "command": { "createIndexes": "events", "indexes": [{ "key": { "a": 1 }, "name": "a_1" }] },
+            "msg": "Index Build: scanning collection Index Build: scanning collection: 16448/100000 16%",
+            "progress": { "done": 16448, "total": 100000 },
+        };
+        assert_eq!(progress_of(&op), Some((16448, 100000)));
+        assert_eq!(
+            progress_of(&doc! { "progress": { "done": 5_i64, "total": 10.0 } }),
+            Some((5, 10))
+        );
+        for op in [
+            doc! {},
+            doc! { "progress": { "done": 1 } },
+            doc! { "progress": { "done": 1, "total": 0 } },
+            doc! { "progress": { "done": -1, "total": 5 } },
+            doc! { "progress": "16%" },
+        ] {
+            assert_eq!(progress_of(&op), None, "{op}");
         }
     }
 }

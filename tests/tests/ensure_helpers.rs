@@ -698,3 +698,63 @@ async fn an_index_build_on_a_large_collection_warns_in_the_report() {
         assert_eq!(listed.len(), 2, "built either way");
     }
 }
+
+#[schema_runtime::migration(id = "0001", description = "Build a slow index", group = "slow_build")]
+async fn slow_build(ctx: &mut schema_runtime::MigrationContext) -> schema_runtime::MigrationResult {
+    ctx.ensure_indexes("slow", &[IndexSpec::new("idx_slow", doc! { "s": 1 })])
+        .await?;
+    Ok(())
+}
+
+/// The local server keeps no index-build progress in `$currentOp` (a real mongod reports
+/// `progress: { done, total }`, which `indexes::tests` parses), so a build held back for 5 s by a
+/// fail point shows the fallback: said once, not silently, and the build still completes.
+#[tokio::test]
+async fn a_long_index_build_reports_its_progress_or_says_once_that_there_is_none() {
+    let client = schema_tests::client_named("slow-build").await;
+    let t = TestDb::with_client(&client, "slowbuild").await;
+    t.db.collection::<Document>("slow")
+        .insert_one(doc! { "s": 1 })
+        .await
+        .unwrap();
+    let captured = schema_tests::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    client
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["createIndexes"], "blockConnection": true,
+                      "blockTimeMS": 5_000, "appName": "slow-build" },
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let result = schema_runtime::Migrator::new(t.db.clone())
+        .group("slow_build")
+        .apply_all()
+        .await;
+    schema_tests::fail_commands_off(&client).await;
+    result.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "the fail point held the build"
+    );
+    let logged = captured.text();
+    let progress = logged.matches("building indexes").count();
+    let fallback = logged
+        .matches("the index build is still running; the server reports no progress for it, so none is shown")
+        .count();
+    assert!(
+        (progress > 0 && fallback == 0) || (progress == 0 && fallback == 1),
+        "progress lines {progress}, fallback lines {fallback}: {logged}"
+    );
+    let listed = list_indexes(&t.db, "slow", None).await.unwrap();
+    index(&listed, "idx_slow");
+}

@@ -2,10 +2,8 @@
 //! tracing at any level; also when it holds reserved characters left unencoded, and also when it
 //! appears bare (the exact credential the library was configured with).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use schema_runtime::{MigrationContext, MigrationResult, Migrator, Settings, migration};
+use schema_tests::Captured;
 use schema_tests::{TestDb, record};
 
 /// Reserved characters, unencoded, as a careless log line would print them.
@@ -50,19 +48,6 @@ async fn copy_from_legacy(_ctx: &mut MigrationContext) -> MigrationResult {
 #[migration(id = "0001", description = "Panic with a URI", group = "secrets_panic")]
 async fn panic_with_a_uri(_ctx: &mut MigrationContext) -> MigrationResult {
     panic!("cannot use mongodb://app:{RAW_PASSWORD}@legacy.internal/prod ({CONFIGURED_PASSWORD})");
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn assert_clean(what: &str, text: &str) {
