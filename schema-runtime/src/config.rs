@@ -16,6 +16,7 @@
 //! | `SCHEMA_ALLOW_OUT_OF_ORDER` | apply a pending migration whose id is below the highest applied one | `false` |
 //! | `SCHEMA_TRANSACTION_RETRY_SECS` | how long a transactional migration is retried on transient errors | `90` |
 //! | `SCHEMA_LARGE_COLLECTION_DOCS` | the estimated document count above which building an index warns | `1000000` |
+//! | `SCHEMA_INDEX_COMMIT_QUORUM` | `commitQuorum` of index builds on a replica set: `majority`, `votingMembers`, a number or a tag set | not sent |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
 //! [`Error::Config`] naming the variable; a connection string is never printed with its password.
@@ -24,7 +25,8 @@
 //! application's configuration (figment, config, a TOML file): the keys are the fields of
 //! [`Settings`] (`uri`, `database`, `auto_migrate`, `allow_destructive`, `lease`, `max_wait`,
 //! `startup_timeout`, `status_timeout`, `migration_timeout`, `checksum_policy`,
-//! `allow_out_of_order`, `transaction_retry_limit`, `large_collection_threshold`), durations in seconds, every key but `uri`
+//! `allow_out_of_order`, `transaction_retry_limit`, `large_collection_threshold`,
+//! `index_commit_quorum`), durations in seconds, every key but `uri`
 //! optional, an unknown key refused; the values are checked as the variables' are.
 
 use std::fmt;
@@ -82,6 +84,8 @@ pub struct Settings {
     pub transaction_retry_limit: Duration,
     /// The estimated document count above which building an index warns.
     pub large_collection_threshold: u64,
+    /// `commitQuorum` of index builds (`majority`, `votingMembers`, a number, a tag set name).
+    pub index_commit_quorum: Option<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -124,6 +128,7 @@ impl Settings {
             allow_out_of_order: false,
             transaction_retry_limit: defaults::TRANSACTION_RETRY_LIMIT,
             large_collection_threshold: defaults::LARGE_COLLECTION,
+            index_commit_quorum: None,
         }
     }
 
@@ -225,6 +230,7 @@ impl Settings {
                     )
                 })?,
             },
+            index_commit_quorum: get("SCHEMA_INDEX_COMMIT_QUORUM").map(|q| q.trim().to_owned()),
             uri,
         })
     }
@@ -261,7 +267,7 @@ impl Settings {
 
     /// Applies these settings (all but the URI and database) to `migrator`.
     pub fn apply(&self, migrator: Migrator) -> Migrator {
-        migrator
+        let migrator = migrator
             .auto_migrate(self.auto_migrate)
             .allow_destructive(self.allow_destructive)
             .lease(self.lease)
@@ -272,7 +278,15 @@ impl Settings {
             .checksum_policy(self.checksum_policy)
             .allow_out_of_order(self.allow_out_of_order)
             .transaction_retry_limit(self.transaction_retry_limit)
-            .large_collection_threshold(self.large_collection_threshold)
+            .large_collection_threshold(self.large_collection_threshold);
+        match &self.index_commit_quorum {
+            // A number of members, or a name (`majority`, `votingMembers`, a tag set).
+            Some(quorum) => match quorum.parse::<i32>() {
+                Ok(members) => migrator.index_commit_quorum(members),
+                Err(_) => migrator.index_commit_quorum(quorum.as_str()),
+            },
+            None => migrator,
+        }
     }
 }
 
@@ -291,6 +305,7 @@ const KEYS: &[(&str, &str)] = &[
     ("allow_out_of_order", "SCHEMA_ALLOW_OUT_OF_ORDER"),
     ("transaction_retry_limit", "SCHEMA_TRANSACTION_RETRY_SECS"),
     ("large_collection_threshold", "SCHEMA_LARGE_COLLECTION_DOCS"),
+    ("index_commit_quorum", "SCHEMA_INDEX_COMMIT_QUORUM"),
 ];
 
 /// One value of a configuration file, whatever its type; checked as the variable's text is.
@@ -501,6 +516,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.large_collection_threshold, 5000);
+        assert_eq!(s.index_commit_quorum, None);
         assert_eq!(s.checksum_policy, ChecksumPolicy::Fail);
         assert!(s.allow_out_of_order);
         assert_eq!(s.transaction_retry_limit, Duration::from_secs(5));

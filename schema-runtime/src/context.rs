@@ -39,6 +39,8 @@ pub struct MigrationContext {
     destructive: bool,
     /// The estimated document count above which an index build warns.
     large_collection: u64,
+    /// `commitQuorum` for index builds, when set.
+    commit_quorum: Option<mongodb::bson::Bson>,
 }
 
 impl MigrationContext {
@@ -52,6 +54,7 @@ impl MigrationContext {
             checkpoint: None,
             destructive: true,
             large_collection: crate::migrator::defaults::LARGE_COLLECTION,
+            commit_quorum: None,
         }
     }
 
@@ -69,11 +72,17 @@ impl MigrationContext {
             checkpoint: None,
             destructive,
             large_collection: crate::migrator::defaults::LARGE_COLLECTION,
+            commit_quorum: None,
         }
     }
 
-    pub(crate) fn set_large_collection(&mut self, documents: u64) {
-        self.large_collection = documents;
+    pub(crate) fn set_index_settings(
+        &mut self,
+        large_collection: u64,
+        commit_quorum: Option<mongodb::bson::Bson>,
+    ) {
+        self.large_collection = large_collection;
+        self.commit_quorum = commit_quorum;
     }
 
     pub(crate) fn set_checkpoint_target(&mut self, target: CheckpointTarget) {
@@ -130,15 +139,13 @@ impl MigrationContext {
         collection: &str,
         indexes: &[IndexSpec],
     ) -> Result<IndexReport> {
-        indexes::ensure_indexes_for(
-            &self.database,
-            collection,
-            indexes,
-            self.migration.as_ref().map(MigrationId::as_str),
-            self.large_collection,
-            self.progress_bars,
-        )
-        .await
+        let run = indexes::IndexRun {
+            migration: self.migration_key(),
+            large_collection: self.large_collection,
+            progress_bars: self.progress_bars,
+            commit_quorum: self.commit_quorum.clone(),
+        };
+        indexes::ensure_indexes_for(&self.database, collection, indexes, &run).await
     }
 
     /// [`hide_index`](crate::hide_index) on this database: the query planner stops using the

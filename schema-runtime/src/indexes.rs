@@ -192,25 +192,40 @@ pub async fn ensure_indexes(
     collection: &str,
     indexes: &[IndexSpec],
 ) -> Result<IndexReport> {
-    ensure_indexes_for(
-        database,
-        collection,
-        indexes,
-        None,
-        crate::migrator::defaults::LARGE_COLLECTION,
-        false,
-    )
-    .await
+    ensure_indexes_for(database, collection, indexes, &IndexRun::default()).await
+}
+
+/// How index helpers run inside a migration: what the migrator's settings say.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexRun<'a> {
+    /// The migration, for errors.
+    pub migration: Option<&'a str>,
+    /// The estimated document count above which a build warns.
+    pub large_collection: u64,
+    /// Whether a build's progress is drawn as a bar.
+    pub progress_bars: bool,
+    /// `commitQuorum` for `createIndexes` (replica sets), when set.
+    pub commit_quorum: Option<Bson>,
+}
+
+impl Default for IndexRun<'_> {
+    fn default() -> Self {
+        IndexRun {
+            migration: None,
+            large_collection: crate::migrator::defaults::LARGE_COLLECTION,
+            progress_bars: false,
+            commit_quorum: None,
+        }
+    }
 }
 
 pub(crate) async fn ensure_indexes_for(
     database: &Database,
     collection: &str,
     indexes: &[IndexSpec],
-    migration: Option<&str>,
-    large_collection: u64,
-    progress_bars: bool,
+    run: &IndexRun<'_>,
 ) -> Result<IndexReport> {
+    let migration = run.migration;
     let existing = list_indexes(database, collection, migration).await?;
     let mut report = IndexReport::default();
     let mut to_create = Vec::new();
@@ -267,23 +282,27 @@ pub(crate) async fn ensure_indexes_for(
     if !to_create.is_empty()
         && !existing.is_empty()
         && let Some(warning) =
-            large_collection_warning(database, collection, &report.created, large_collection).await
+            large_collection_warning(database, collection, &report.created, run.large_collection)
+                .await
     {
         tracing::warn!(collection, "{warning}");
         report.warnings.push(warning);
     }
     if !to_create.is_empty() {
-        let command = doc! {
+        let mut command = doc! {
             "createIndexes": collection,
             "indexes": to_create,
             "writeConcern": { "w": "majority" },
         };
+        if let Some(quorum) = &run.commit_quorum {
+            command.insert("commitQuorum", quorum.clone());
+        }
         create_with_progress(
             database,
             collection,
             command,
             &report.created,
-            progress_bars,
+            run.progress_bars,
         )
         .await
         .map_err(|e| {

@@ -83,6 +83,7 @@ pub async fn fail_commands_off(client: &Client) {
 #[derive(Clone, Default)]
 pub struct CommandLog {
     names: Arc<Mutex<Vec<String>>>,
+    commands: Arc<Mutex<Vec<bson::Document>>>,
     count: Arc<AtomicUsize>,
 }
 
@@ -97,9 +98,15 @@ impl CommandLog {
         self.names.lock().unwrap().clone()
     }
 
+    /// The commands themselves, as sent.
+    pub fn commands(&self) -> Vec<bson::Document> {
+        self.commands.lock().unwrap().clone()
+    }
+
     /// Forgets what was counted so far.
     pub fn reset(&self) {
         self.names.lock().unwrap().clear();
+        self.commands.lock().unwrap().clear();
         self.count.store(0, Ordering::SeqCst);
     }
 }
@@ -116,6 +123,7 @@ pub async fn counting_client() -> (Client, CommandLog) {
                 .lock()
                 .unwrap()
                 .push(started.command_name.clone());
+            seen.commands.lock().unwrap().push(started.command.clone());
         }
     }));
     (

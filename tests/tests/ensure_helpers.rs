@@ -758,3 +758,42 @@ async fn a_long_index_build_reports_its_progress_or_says_once_that_there_is_none
     let listed = list_indexes(&t.db, "slow", None).await.unwrap();
     index(&listed, "idx_slow");
 }
+
+#[schema_runtime::migration(
+    id = "0001",
+    description = "Index with a commit quorum",
+    group = "commit_quorum"
+)]
+async fn with_quorum(
+    ctx: &mut schema_runtime::MigrationContext,
+) -> schema_runtime::MigrationResult {
+    ctx.ensure_indexes("quorum", &[IndexSpec::new("idx_q", doc! { "q": 1 })])
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_commit_quorum_goes_with_the_index_build() {
+    let (client, log) = counting_client().await;
+    let t = TestDb::with_client(&client, "quorum").await;
+    let settings = schema_runtime::Settings::from_lookup(|name| match name {
+        "MONGODB_URI" => Some(schema_tests::uri()),
+        "MONGODB_DATABASE" => Some(t.name().to_owned()),
+        "SCHEMA_INDEX_COMMIT_QUORUM" => Some("majority".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    settings
+        .apply(schema_runtime::Migrator::new(t.db.clone()).group("commit_quorum"))
+        .apply_all()
+        .await
+        .unwrap();
+    let builds: Vec<Document> = log
+        .commands()
+        .into_iter()
+        .filter(|c| c.contains_key("createIndexes"))
+        .collect();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    assert_eq!(builds[0].get_str("commitQuorum"), Ok("majority"));
+    index(&list_indexes(&t.db, "quorum", None).await.unwrap(), "idx_q");
+}

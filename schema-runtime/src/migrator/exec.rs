@@ -191,7 +191,7 @@ impl Migrator {
                 self.progress_bars,
                 migration.destructive(),
             );
-            context.set_large_collection(self.large_collection());
+            context.set_index_settings(self.large_collection(), self.commit_quorum().cloned());
             context.set_checkpoint_target(crate::store::CheckpointTarget {
                 store: store.clone(),
                 key: key.to_owned(),

@@ -61,6 +61,7 @@ pub struct Migrator {
     allow_destructive: bool,
     progress_bars: bool,
     large_collection: u64,
+    commit_quorum: Option<mongodb::bson::Bson>,
     allow_empty: bool,
     allow_reused_ids: bool,
     migration_timeout: Option<Duration>,
@@ -113,6 +114,7 @@ impl Migrator {
             allow_destructive: false,
             progress_bars: false,
             large_collection: defaults::LARGE_COLLECTION,
+            commit_quorum: None,
             allow_empty: false,
             allow_reused_ids: false,
             migration_timeout: None,
@@ -180,6 +182,21 @@ impl Migrator {
     pub fn large_collection_threshold(mut self, documents: u64) -> Self {
         self.large_collection = documents;
         self
+    }
+
+    /// The `commitQuorum` of the index builds of `ctx.ensure_indexes` on a replica set: how
+    /// many data-bearing voting members must be ready before a build commits (`"majority"`,
+    /// `"votingMembers"`, a number, or a tag set name), as MongoDB's `createIndexes` takes it
+    /// (<https://www.mongodb.com/docs/manual/reference/command/createIndexes/#std-label-createIndexes-cmd-commitQuorum>).
+    /// Not sent unless set: the server's default is `"votingMembers"`. A standalone server
+    /// refuses it.
+    pub fn index_commit_quorum(mut self, quorum: impl Into<mongodb::bson::Bson>) -> Self {
+        self.commit_quorum = Some(quorum.into());
+        self
+    }
+
+    pub(crate) fn commit_quorum(&self) -> Option<&mongodb::bson::Bson> {
+        self.commit_quorum.as_ref()
     }
 
     /// The threshold of [`large_collection_threshold`](Self::large_collection_threshold).
