@@ -11,6 +11,7 @@ mod expand;
 mod item;
 mod order;
 mod symbol;
+mod test_attr;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -40,4 +41,11 @@ pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
         // Still emit the function so that the IDE keeps working and no secondary errors appear.
         (_, errors) => quote!(#errors #item).into(),
     }
+}
+
+/// A test with a throwaway database of its own. See `schema_runtime::test` for the full
+/// documentation.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
 }

@@ -248,6 +248,13 @@ pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
 /// same source file.
 pub use schema_macros::migration;
 
+/// A test with a throwaway database of its own (feature `testing`): an `async fn` that takes a
+/// [`testing::TestDatabase`](crate::testing::TestDatabase) (or nothing) becomes a `#[test]` that
+/// makes a fresh database on `MONGODB_URI`, applies the migrations `up_to = "ID"` (of `group =
+/// "name"`), runs the body on a runtime of its own and drops the database afterwards. See
+/// [`testing`](crate::testing) for an example.
+pub use schema_macros::test;
+
 /// Links a crate of migrations into this binary.
 ///
 /// The compiler leaves out a library that nothing in the binary refers to, and with it every
@@ -290,6 +297,15 @@ pub mod __private {
 
     /// Checks the parameter type `T` of a migration (see [`ContextParam`]).
     pub fn context_param<T: ContextParam>() {}
+
+    /// Runs the body of a `#[schema_runtime::test]` on a runtime of its own.
+    pub fn run_test<F: std::future::Future>(test: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the test")
+            .block_on(test)
+    }
 
     /// Turns the user's `Result<(), E>` into the registry's error type (for rollbacks).
     pub fn into_outcome<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {

@@ -42,6 +42,26 @@
 //! } // the database is dropped here
 //! ```
 //!
+//! The same test with the attribute, which makes the database (named after the test) and the
+//! async runtime (no `#[tokio::test]` needed):
+//!
+//! ```no_run
+//! use schema_runtime::bson::{Document, doc};
+//! use schema_runtime::testing::TestDatabase;
+//!
+//! #[schema_runtime::test(up_to = "0011")]
+//! async fn split_names_moves_full_names_into_first_and_last(db: TestDatabase) {
+//!     let users = db.database().collection::<Document>("users");
+//!     users.insert_one(doc! { "_id": 1, "full_name": "Ada Lovelace" }).await.unwrap();
+//!     db.apply_up_to("0012").await.unwrap();
+//!     // ...
+//! }
+//! ```
+//!
+//! Its keys: `up_to = "ID"` (apply the migrations up to this id first), `group = "name"` (the
+//! migrations of another group), `crate = path` (when `schema_runtime` is re-exported). The test
+//! may return a `Result`, and other attributes (`#[ignore]`) stay.
+//!
 //! The server comes from `MONGODB_URI` (a local `mongod`, or the test server this repository's
 //! `scripts/with-local-server` starts); without it the test fails at once and says so.
 
@@ -120,6 +140,23 @@ impl TestDatabase {
     pub async fn up_to(id: &str) -> TestDatabase {
         let db = Self::new().await;
         if let Err(e) = db.apply_up_to(id).await {
+            panic!("applying the migrations up to {id} failed: {e}");
+        }
+        db
+    }
+
+    /// What `#[schema_runtime::test]` calls: a fresh database named after the test, for
+    /// `group` (the default group when `None`), with its migrations up to `up_to` applied.
+    #[doc(hidden)]
+    pub async fn for_test(test: &str, group: Option<&str>, up_to: Option<&str>) -> TestDatabase {
+        let db = Self::labelled(test).await;
+        let db = match group {
+            Some(group) => db.group(group),
+            None => db,
+        };
+        if let Some(id) = up_to
+            && let Err(e) = db.apply_up_to(id).await
+        {
             panic!("applying the migrations up to {id} failed: {e}");
         }
         db

@@ -72,3 +72,37 @@ async fn a_data_migration_tested_from_the_old_shape_to_the_new() {
         "the database is dropped with the value"
     );
 }
+
+#[schema_runtime::test(up_to = "0001", group = "testing_helper")]
+async fn the_attribute_gives_the_test_a_database_with_migrations_up_to_an_id(db: TestDatabase) {
+    assert!(
+        db.name().starts_with("t_the_attribute_gives_the_test"),
+        "{}",
+        db.name()
+    );
+    let records = schema_tests::documents(db.database(), "schema_versions").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].get_str("_id"), Ok("0001"));
+    db.database()
+        .collection::<Document>("users")
+        .insert_one(doc! { "_id": 7, "full_name": "Grace Hopper" })
+        .await
+        .unwrap();
+    db.apply_up_to("0002").await.unwrap();
+    let grace = db
+        .database()
+        .collection::<Document>("users")
+        .find_one(doc! { "_id": 7 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grace, doc! { "_id": 7, "first": "Grace", "last": "Hopper" });
+}
+
+#[schema_runtime::test(group = "testing_helper")]
+async fn the_attribute_with_no_migrations_applied_and_a_result(
+    db: TestDatabase,
+) -> Result<(), Box<dyn std::error::Error>> {
+    assert!(db.database().list_collection_names().await?.is_empty());
+    Ok(())
+}
