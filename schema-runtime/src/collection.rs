@@ -18,7 +18,7 @@ pub enum ValidationLevel {
 }
 
 impl ValidationLevel {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ValidationLevel::Off => "off",
             ValidationLevel::Strict => "strict",
@@ -37,7 +37,7 @@ pub enum ValidationAction {
 }
 
 impl ValidationAction {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ValidationAction::Error => "error",
             ValidationAction::Warn => "warn",

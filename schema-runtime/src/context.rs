@@ -41,6 +41,9 @@ pub struct MigrationContext {
     large_collection: u64,
     /// `commitQuorum` for index builds, when set.
     commit_quorum: Option<mongodb::bson::Bson>,
+    /// What the helpers declared so far (indexes, validators, hidden and dropped indexes), for
+    /// the record: the schema the migrations meant.
+    declared: std::sync::Mutex<Vec<mongodb::bson::Document>>,
 }
 
 impl MigrationContext {
@@ -55,6 +58,7 @@ impl MigrationContext {
             destructive: true,
             large_collection: crate::migrator::defaults::LARGE_COLLECTION,
             commit_quorum: None,
+            declared: Default::default(),
         }
     }
 
@@ -73,7 +77,23 @@ impl MigrationContext {
             destructive,
             large_collection: crate::migrator::defaults::LARGE_COLLECTION,
             commit_quorum: None,
+            declared: Default::default(),
         }
+    }
+
+    /// Notes one declaration for the record.
+    fn declare(&self, entry: mongodb::bson::Document) {
+        if let Ok(mut declared) = self.declared.lock() {
+            declared.push(entry);
+        }
+    }
+
+    /// The declarations so far, in order, leaving none behind.
+    pub(crate) fn take_declared(&mut self) -> Vec<mongodb::bson::Document> {
+        self.declared
+            .get_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub(crate) fn set_index_settings(
@@ -145,26 +165,42 @@ impl MigrationContext {
             progress_bars: self.progress_bars,
             commit_quorum: self.commit_quorum.clone(),
         };
-        indexes::ensure_indexes_for(&self.database, collection, indexes, &run).await
+        let report = indexes::ensure_indexes_for(&self.database, collection, indexes, &run).await?;
+        for spec in indexes {
+            let mut entry = mongodb::bson::doc! { "kind": "index", "collection": collection };
+            entry.extend(spec.to_document());
+            self.declare(entry);
+        }
+        Ok(report)
     }
 
     /// [`hide_index`](crate::hide_index) on this database: the query planner stops using the
     /// index while it is still maintained, so that dropping it later (in the next release) can
     /// be undone at once with [`unhide_index`](Self::unhide_index) if queries slow down.
     pub async fn hide_index(&self, collection: &str, name: &str) -> Result<bool> {
-        indexes::set_hidden(&self.database, collection, name, true, self.migration_key()).await
+        let changed =
+            indexes::set_hidden(&self.database, collection, name, true, self.migration_key())
+                .await?;
+        self.declare(mongodb::bson::doc! {
+            "kind": "hidden", "collection": collection, "name": name, "hidden": true,
+        });
+        Ok(changed)
     }
 
     /// [`unhide_index`](crate::unhide_index) on this database.
     pub async fn unhide_index(&self, collection: &str, name: &str) -> Result<bool> {
-        indexes::set_hidden(
+        let changed = indexes::set_hidden(
             &self.database,
             collection,
             name,
             false,
             self.migration_key(),
         )
-        .await
+        .await?;
+        self.declare(mongodb::bson::doc! {
+            "kind": "hidden", "collection": collection, "name": name, "hidden": false,
+        });
+        Ok(changed)
     }
 
     /// [`drop_index`](crate::drop_index) on this database. It loses the index (rebuilding it on
@@ -182,7 +218,12 @@ impl MigrationContext {
                 ),
             });
         }
-        indexes::drop_index_for(&self.database, collection, name, self.migration_key()).await
+        let dropped =
+            indexes::drop_index_for(&self.database, collection, name, self.migration_key()).await?;
+        self.declare(mongodb::bson::doc! {
+            "kind": "dropped_index", "collection": collection, "name": name,
+        });
+        Ok(dropped)
     }
 
     fn migration_key(&self) -> Option<&str> {
@@ -217,15 +258,23 @@ impl MigrationContext {
         action: ValidationAction,
         existing: collection::ExistingDocuments,
     ) -> Result<collection::ValidatorReport> {
-        collection::ensure_validator_for(
+        let report = collection::ensure_validator_for(
             &self.database,
             collection,
-            validator,
+            validator.clone(),
             level,
             action,
             existing,
             self.migration.as_ref().map(MigrationId::as_str),
         )
-        .await
+        .await?;
+        self.declare(mongodb::bson::doc! {
+            "kind": "validator",
+            "collection": collection,
+            "validator": validator,
+            "validationLevel": level.as_str(),
+            "validationAction": action.as_str(),
+        });
+        Ok(report)
     }
 }

@@ -260,7 +260,7 @@ impl VersionStore {
             "updates": [
                 {
                     "q": running_under(&previous.key, previous.fence),
-                    "u": applied_update(previous.duration_ms),
+                    "u": applied_update(previous),
                 },
                 { "q": filter, "u": update, "upsert": true },
             ],
@@ -379,17 +379,12 @@ impl VersionStore {
 
     /// Marks `key` applied; called only after its function returned `Ok`, by the holder of `fence`.
     pub(crate) async fn finish_applied(&self, write: &AppliedWrite) -> Result<()> {
-        let AppliedWrite {
-            key,
-            fence,
-            duration_ms,
-        } = write;
-        let (key, fence) = (key.as_str(), *fence);
+        let (key, fence) = (write.key.as_str(), write.fence);
         self.update_fenced(
             key,
             fence,
             running_under(key, fence),
-            applied_update(*duration_ms),
+            applied_update(write),
             None,
             "recording it as applied",
         )
@@ -400,15 +395,14 @@ impl VersionStore {
     pub(crate) async fn finish_applied_in(
         &self,
         session: &mut mongodb::ClientSession,
-        key: &str,
-        fence: i64,
-        duration_ms: i64,
+        write: &AppliedWrite,
     ) -> Result<()> {
+        let (key, fence) = (write.key.as_str(), write.fence);
         self.update_fenced(
             key,
             fence,
             running_under(key, fence),
-            applied_update(duration_ms),
+            applied_update(write),
             Some(session),
             "recording it as applied (in its transaction)",
         )
@@ -653,9 +647,13 @@ fn running_under(key: &str, fence: i64) -> Document {
     doc! { "_id": key, "fence": fence, "state": RecordState::Running.as_str() }
 }
 
-fn applied_update(duration_ms: i64) -> Document {
+fn applied_update(write: &AppliedWrite) -> Document {
     doc! {
-        "$set": { "state": RecordState::Applied.as_str(), "duration_ms": duration_ms },
+        "$set": {
+            "state": RecordState::Applied.as_str(),
+            "duration_ms": write.duration_ms,
+            "declared": write.declared.clone(),
+        },
         "$unset": { "last_error": "", "checkpoints": "" },
         "$currentDate": { "finished_at": true, "applied_at": true },
     }
@@ -718,6 +716,9 @@ pub(crate) struct AppliedWrite {
     pub key: String,
     pub fence: i64,
     pub duration_ms: i64,
+    /// What the migration's helpers declared (indexes, validators, ...), stored on the record
+    /// as `declared`: the schema the migrations meant, for the drift check.
+    pub declared: Vec<Document>,
 }
 
 /// Why [`VersionStore::start_after`] failed: the previous migration could not be recorded
@@ -977,6 +978,7 @@ mod tests {
             key: key.to_owned(),
             fence,
             duration_ms: 1,
+            declared: Vec::new(),
         };
 
         // Process A (fence 1) started 0005; it was paused and B (fence 2) started it again.

@@ -797,3 +797,64 @@ async fn the_commit_quorum_goes_with_the_index_build() {
     assert_eq!(builds[0].get_str("commitQuorum"), Ok("majority"));
     index(&list_indexes(&t.db, "quorum", None).await.unwrap(), "idx_q");
 }
+
+#[schema_runtime::migration(
+    id = "0001",
+    description = "Declare an index and a validator",
+    group = "declared"
+)]
+async fn declares_two(
+    ctx: &mut schema_runtime::MigrationContext,
+) -> schema_runtime::MigrationResult {
+    ctx.ensure_indexes(
+        "tickets",
+        &[IndexSpec::new("idx_status", doc! { "status": 1 }).unique()],
+    )
+    .await?;
+    ctx.ensure_validator(
+        "tickets",
+        doc! { "status": { "$type": "string" } },
+        ValidationLevel::Moderate,
+        ValidationAction::Warn,
+    )
+    .await?;
+    Ok(())
+}
+
+#[schema_runtime::migration(id = "0002", description = "Declare nothing", group = "declared")]
+async fn declares_nothing(
+    ctx: &mut schema_runtime::MigrationContext,
+) -> schema_runtime::MigrationResult {
+    ctx.collection::<Document>("tickets")
+        .insert_one(doc! { "status": "open" })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn what_the_helpers_declared_is_kept_on_the_record() {
+    let t = TestDb::new("declared").await;
+    schema_runtime::Migrator::new(t.db.clone())
+        .group("declared")
+        .apply_all()
+        .await
+        .unwrap();
+    // 0001's applied record went out with 0002's running record, 0002's alone.
+    let first = schema_tests::record(&t.db, "0001").await.unwrap();
+    assert_eq!(
+        first.get_array("declared").unwrap(),
+        &vec![
+            Bson::Document(doc! {
+                "kind": "index", "collection": "tickets",
+                "key": { "status": 1 }, "name": "idx_status", "unique": true,
+            }),
+            Bson::Document(doc! {
+                "kind": "validator", "collection": "tickets",
+                "validator": { "status": { "$type": "string" } },
+                "validationLevel": "moderate", "validationAction": "warn",
+            }),
+        ]
+    );
+    let second = schema_tests::record(&t.db, "0002").await.unwrap();
+    assert_eq!(second.get_array("declared").unwrap(), &Vec::<Bson>::new());
+}

@@ -202,21 +202,23 @@ impl Migrator {
             }
             let ended = run_guarded(lease, deadline, migration.run(&mut context)).await;
             let mut session = context.take_session();
+            let declared = context.take_declared();
             let duration_ms = millis(started.elapsed());
             let error = match ended {
                 Ended::Returned => {
+                    let write = AppliedWrite {
+                        key: key.to_owned(),
+                        fence,
+                        duration_ms,
+                        declared,
+                    };
                     let Some(session) = session.as_mut() else {
-                        let write = AppliedWrite {
-                            key: key.to_owned(),
-                            fence,
-                            duration_ms,
-                        };
                         if defer {
                             return Ok(Some(write));
                         }
                         return store.finish_applied(&write).await.map(|()| None);
                     };
-                    match commit(store, session, key, id, fence, duration_ms, &retry).await {
+                    match commit(store, session, &write, id, &retry).await {
                         Ok(()) => return Ok(None),
                         Err(e) => e,
                     }
@@ -302,16 +304,11 @@ pub(crate) async fn record_failure(
 async fn commit(
     store: &VersionStore,
     session: &mut ClientSession,
-    key: &str,
+    write: &AppliedWrite,
     id: &str,
-    fence: i64,
-    duration_ms: i64,
     retry: &TransactionRetry,
 ) -> Result<()> {
-    if let Err(e) = store
-        .finish_applied_in(session, key, fence, duration_ms)
-        .await
-    {
+    if let Err(e) = store.finish_applied_in(session, write).await {
         abort(Some(session)).await;
         return Err(e);
     }
