@@ -1,33 +1,5 @@
-//! Settings from the environment (or from code): where the server is, which database, and how
-//! start-up behaves.
-//!
-//! | variable | meaning | default |
-//! |---|---|---|
-//! | `MONGODB_URI` (else `DATABASE_URL`) | the server | required |
-//! | `MONGODB_DATABASE` | the database | the database in the URI's path |
-//! | `ENABLE_AUTO_MIGRATION` | start-up applies pending migrations (`false`: it only reports them) | `true` |
-//! | `AUTO_SCHEMA_DESTRUCTIVE` | start-up may apply `destructive` migrations | `false` |
-//! | `SCHEMA_LOCK_LEASE_SECS` | the lock's lease | `30` |
-//! | `SCHEMA_LOCK_WAIT_SECS` | how long to wait for another process's lock | `300` |
-//! | `SCHEMA_STARTUP_TIMEOUT_SECS` | the longest start-up's first read may take while the server cannot be reached | `20` |
-//! | `SCHEMA_STATUS_TIMEOUT_SECS` | the longest `status()` (and `/health`) waits for the server | `2` |
-//! | `SCHEMA_MIGRATION_TIMEOUT_SECS` | the time limit of migrations that set none | none |
-//! | `SCHEMA_CHECKSUM_POLICY` | an applied migration whose code changed: `warn`, `fail` (refuse to start) or `ignore` | `warn` |
-//! | `SCHEMA_ALLOW_OUT_OF_ORDER` | apply a pending migration whose id is below the highest applied one | `false` |
-//! | `SCHEMA_TRANSACTION_RETRY_SECS` | how long a transactional migration is retried on transient errors | `90` |
-//! | `SCHEMA_LARGE_COLLECTION_DOCS` | the estimated document count above which building an index warns | `1000000` |
-//! | `SCHEMA_INDEX_COMMIT_QUORUM` | `commitQuorum` of index builds on a replica set: `majority`, `votingMembers`, a number or a tag set | not sent |
-//!
-//! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
-//! [`Error::Config`] naming the variable; a connection string is never printed with its password.
-//!
-//! [`Settings`] also implements serde's `Deserialize`, so it loads with the rest of an
-//! application's configuration (figment, config, a TOML file): the keys are the fields of
-//! [`Settings`] (`uri`, `database`, `auto_migrate`, `allow_destructive`, `lease`, `max_wait`,
-//! `startup_timeout`, `status_timeout`, `migration_timeout`, `checksum_policy`,
-//! `allow_out_of_order`, `transaction_retry_limit`, `large_collection_threshold`,
-//! `index_commit_quorum`), durations in seconds, every key but `uri`
-//! optional, an unknown key refused; the values are checked as the variables' are.
+//! Settings from the environment, from code, or from an application's configuration file
+//! (serde): every variable and key is documented on [`Settings`].
 
 use std::fmt;
 use std::time::Duration;
@@ -42,6 +14,37 @@ use crate::migrator::{ChecksumPolicy, Migrator, defaults};
 use crate::redact::scrub;
 
 /// The settings of a process.
+///
+/// Settings from the environment (or from code): where the server is, which database, and how
+/// start-up behaves.
+///
+/// | variable | meaning | default |
+/// |---|---|---|
+/// | `MONGODB_URI` (else `DATABASE_URL`) | the server | required |
+/// | `MONGODB_DATABASE` | the database | the database in the URI's path |
+/// | `ENABLE_AUTO_MIGRATION` | start-up applies pending migrations (`false`: it only reports them) | `true` |
+/// | `AUTO_SCHEMA_DESTRUCTIVE` | start-up may apply `destructive` migrations | `false` |
+/// | `SCHEMA_LOCK_LEASE_SECS` | the lock's lease | `30` |
+/// | `SCHEMA_LOCK_WAIT_SECS` | how long to wait for another process's lock | `300` |
+/// | `SCHEMA_STARTUP_TIMEOUT_SECS` | the longest start-up's first read may take while the server cannot be reached | `20` |
+/// | `SCHEMA_STATUS_TIMEOUT_SECS` | the longest `status()` (and `/health`) waits for the server | `2` |
+/// | `SCHEMA_MIGRATION_TIMEOUT_SECS` | the time limit of migrations that set none | none |
+/// | `SCHEMA_CHECKSUM_POLICY` | an applied migration whose code changed: `warn`, `fail` (refuse to start) or `ignore` | `warn` |
+/// | `SCHEMA_ALLOW_OUT_OF_ORDER` | apply a pending migration whose id is below the highest applied one | `false` |
+/// | `SCHEMA_TRANSACTION_RETRY_SECS` | how long a transactional migration is retried on transient errors | `90` |
+/// | `SCHEMA_LARGE_COLLECTION_DOCS` | the estimated document count above which building an index warns | `1000000` |
+/// | `SCHEMA_INDEX_COMMIT_QUORUM` | `commitQuorum` of index builds on a replica set: `majority`, `votingMembers`, a number or a tag set | not sent |
+///
+/// Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
+/// [`Error::Config`] naming the variable; a connection string is never printed with its password.
+///
+/// [`Settings`] also implements serde's `Deserialize`, so it loads with the rest of an
+/// application's configuration (figment, config, a TOML file): the keys are the fields of
+/// [`Settings`] (`uri`, `database`, `auto_migrate`, `allow_destructive`, `lease`, `max_wait`,
+/// `startup_timeout`, `status_timeout`, `migration_timeout`, `checksum_policy`,
+/// `allow_out_of_order`, `transaction_retry_limit`, `large_collection_threshold`,
+/// `index_commit_quorum`), durations in seconds, every key but `uri`
+/// optional, an unknown key refused; the values are checked as the variables' are.
 ///
 /// ```
 /// use schema_runtime::Settings;
@@ -319,7 +322,7 @@ enum Value {
 }
 
 impl<'de> Deserialize<'de> for Settings {
-    /// Reads the keys listed in the [module documentation](self): each value is checked as
+    /// Reads the keys listed in the documentation of [`Settings`]: each value is checked as
     /// the environment variable it stands for would be, and errors name the key.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let values = std::collections::HashMap::<String, Value>::deserialize(deserializer)?;

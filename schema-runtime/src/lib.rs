@@ -249,10 +249,10 @@ pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
 pub use schema_macros::migration;
 
 /// A test with a throwaway database of its own (feature `testing`): an `async fn` that takes a
-/// [`testing::TestDatabase`](crate::testing::TestDatabase) (or nothing) becomes a `#[test]` that
+/// [`testing::TestDatabase`] (or nothing) becomes a `#[test]` that
 /// makes a fresh database on `MONGODB_URI`, applies the migrations `up_to = "ID"` (of `group =
 /// "name"`), runs the body on a runtime of its own and drops the database afterwards. See
-/// [`testing`](crate::testing) for an example.
+/// [`testing`] for an example.
 pub use schema_macros::test;
 
 /// Links a crate of migrations into this binary.
