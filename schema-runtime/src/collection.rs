@@ -279,18 +279,9 @@ async fn violations(
         );
         return Ok(count);
     }
-    let ids: Vec<mongodb::bson::Bson> = target
-        .find(rejected)
-        .projection(doc! { "_id": 1 })
-        .limit(5)
+    let ids = crate::wire::first_ids(&target, rejected, 5)
         .await
-        .map_err(failed)?
-        .try_collect::<Vec<Document>>()
-        .await
-        .map_err(failed)?
-        .into_iter()
-        .filter_map(|d| d.get("_id").cloned())
-        .collect();
+        .map_err(failed)?;
     Err(Error::ValidatorRejectsExisting {
         collection: collection.to_owned(),
         documents: count,

@@ -680,18 +680,9 @@ async fn duplicate_keys(
     for group in examples {
         let key = group.get_document("_id").cloned().unwrap_or_default();
         let documents = crate::wire::read_i64(group.get("n")).map_or(0, |n| n.max(0) as u64);
-        let ids: Vec<Bson> = target
-            .find(check.holding(&key))
-            .projection(doc! { "_id": 1 })
-            .limit(3)
+        let ids = crate::wire::first_ids(&target, check.holding(&key), 3)
             .await
-            .map_err(failed)?
-            .try_collect::<Vec<Document>>()
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .filter_map(|d| d.get("_id").cloned())
-            .collect();
+            .map_err(failed)?;
         shown.push(crate::error::DuplicateKey {
             key: check.named(&key),
             documents,

@@ -66,6 +66,27 @@ pub(crate) async fn start_majority_transaction(
     Ok(session)
 }
 
+/// The `_id`s of at most `limit` documents of `collection` matching `filter` (for examples in
+/// error messages).
+pub(crate) async fn first_ids(
+    collection: &mongodb::Collection<mongodb::bson::Document>,
+    filter: mongodb::bson::Document,
+    limit: i64,
+) -> mongodb::error::Result<Vec<Bson>> {
+    use futures::TryStreamExt;
+    let documents: Vec<mongodb::bson::Document> = collection
+        .find(filter)
+        .projection(mongodb::bson::doc! { "_id": 1 })
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await?;
+    Ok(documents
+        .into_iter()
+        .filter_map(|d| d.get("_id").cloned())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
