@@ -18,6 +18,12 @@ pub enum ValidationLevel {
 }
 
 impl ValidationLevel {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Off, Self::Strict, Self::Moderate]
+            .into_iter()
+            .find(|l| l.as_str() == text)
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ValidationLevel::Off => "off",
@@ -37,6 +43,12 @@ pub enum ValidationAction {
 }
 
 impl ValidationAction {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Error, Self::Warn]
+            .into_iter()
+            .find(|a| a.as_str() == text)
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ValidationAction::Error => "error",
@@ -107,14 +119,23 @@ pub async fn ensure_collection(
     name: &str,
     options: Document,
 ) -> Result<CollectionChange> {
-    if collection_info(database, name, None).await?.is_some() {
+    ensure_collection_for(database, name, options, None).await
+}
+
+pub(crate) async fn ensure_collection_for(
+    database: &Database,
+    name: &str,
+    options: Document,
+    migration: Option<&str>,
+) -> Result<CollectionChange> {
+    if collection_info(database, name, migration).await?.is_some() {
         return Ok(CollectionChange::Unchanged);
     }
-    create(database, name, options, None).await?;
+    create(database, name, options, migration).await?;
     Ok(CollectionChange::Created)
 }
 
-async fn create(
+pub(crate) async fn create(
     database: &Database,
     name: &str,
     options: Document,

@@ -34,6 +34,7 @@ use crate::redact::scrub;
 /// | `SCHEMA_TRANSACTION_RETRY_SECS` | how long a transactional migration is retried on transient errors | `90` |
 /// | `SCHEMA_LARGE_COLLECTION_DOCS` | the estimated document count above which building an index warns | `1000000` |
 /// | `SCHEMA_INDEX_COMMIT_QUORUM` | `commitQuorum` of index builds on a replica set: `majority`, `votingMembers`, a number or a tag set | not sent |
+/// | `SCHEMA_CHECK_DRIFT` | start-up and `status()` compare the database with the declared schema (one `listCollections` and one `listIndexes` per collection more) | `false` |
 ///
 /// Booleans accept `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. An invalid value is an
 /// [`Error::Config`] naming the variable; a connection string is never printed with its password.
@@ -43,7 +44,7 @@ use crate::redact::scrub;
 /// [`Settings`] (`uri`, `database`, `auto_migrate`, `allow_destructive`, `lease`, `max_wait`,
 /// `startup_timeout`, `status_timeout`, `migration_timeout`, `checksum_policy`,
 /// `allow_out_of_order`, `transaction_retry_limit`, `large_collection_threshold`,
-/// `index_commit_quorum`), durations in seconds, every key but `uri`
+/// `index_commit_quorum`, `check_drift`), durations in seconds, every key but `uri`
 /// optional, an unknown key refused; the values are checked as the variables' are.
 ///
 /// ```
@@ -89,6 +90,8 @@ pub struct Settings {
     pub large_collection_threshold: u64,
     /// `commitQuorum` of index builds (`majority`, `votingMembers`, a number, a tag set name).
     pub index_commit_quorum: Option<String>,
+    /// Whether start-up and `status()` check for drift.
+    pub check_drift: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -110,6 +113,8 @@ impl fmt::Debug for Settings {
                 "large_collection_threshold",
                 &self.large_collection_threshold,
             )
+            .field("index_commit_quorum", &self.index_commit_quorum)
+            .field("check_drift", &self.check_drift)
             .finish()
     }
 }
@@ -132,6 +137,7 @@ impl Settings {
             transaction_retry_limit: defaults::TRANSACTION_RETRY_LIMIT,
             large_collection_threshold: defaults::LARGE_COLLECTION,
             index_commit_quorum: None,
+            check_drift: false,
         }
     }
 
@@ -234,6 +240,7 @@ impl Settings {
                 })?,
             },
             index_commit_quorum: get("SCHEMA_INDEX_COMMIT_QUORUM").map(|q| q.trim().to_owned()),
+            check_drift: flag(&get, "SCHEMA_CHECK_DRIFT", false)?,
             uri,
         })
     }
@@ -281,7 +288,8 @@ impl Settings {
             .checksum_policy(self.checksum_policy)
             .allow_out_of_order(self.allow_out_of_order)
             .transaction_retry_limit(self.transaction_retry_limit)
-            .large_collection_threshold(self.large_collection_threshold);
+            .large_collection_threshold(self.large_collection_threshold)
+            .check_drift(self.check_drift);
         match &self.index_commit_quorum {
             // A number of members, or a name (`majority`, `votingMembers`, a tag set).
             Some(quorum) => match quorum.parse::<i32>() {
@@ -309,6 +317,7 @@ const KEYS: &[(&str, &str)] = &[
     ("transaction_retry_limit", "SCHEMA_TRANSACTION_RETRY_SECS"),
     ("large_collection_threshold", "SCHEMA_LARGE_COLLECTION_DOCS"),
     ("index_commit_quorum", "SCHEMA_INDEX_COMMIT_QUORUM"),
+    ("check_drift", "SCHEMA_CHECK_DRIFT"),
 ];
 
 /// One value of a configuration file, whatever its type; checked as the variable's text is.

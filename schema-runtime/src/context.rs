@@ -230,6 +230,64 @@ impl MigrationContext {
         self.migration.as_ref().map(MigrationId::as_str)
     }
 
+    /// [`ensure_collection`](crate::ensure_collection) on this database: creates `name` with
+    /// `options` unless it exists. The options are declared for the drift check, which reports
+    /// the collection when it goes missing and an option when it differs.
+    pub async fn ensure_collection(
+        &self,
+        name: &str,
+        options: mongodb::bson::Document,
+    ) -> Result<collection::CollectionChange> {
+        let change = collection::ensure_collection_for(
+            &self.database,
+            name,
+            options.clone(),
+            self.migration_key(),
+        )
+        .await?;
+        self.declare(mongodb::bson::doc! {
+            "kind": "collection", "collection": name, "options": options,
+        });
+        Ok(change)
+    }
+
+    /// Drops collection `name` and every document in it; `false` when it did not exist. It
+    /// loses data, so the migration must be marked `destructive`; otherwise this is
+    /// [`Error::NotApplicable`](crate::Error::NotApplicable) and nothing is dropped. What earlier
+    /// migrations declared about the collection (indexes, validator) no longer counts for the
+    /// drift check.
+    pub async fn drop_collection(&self, name: &str) -> Result<bool> {
+        if !self.destructive
+            && let Some(id) = &self.migration
+        {
+            return Err(crate::Error::NotApplicable {
+                command: "drop_collection".into(),
+                id: id.clone(),
+                problem: format!(
+                    "dropping collection {name:?} loses its documents; mark the migration #[migration(..., destructive)]"
+                ),
+            });
+        }
+        let existed = collection::collection_info(&self.database, name, self.migration_key())
+            .await?
+            .is_some();
+        if existed {
+            self.database
+                .collection::<mongodb::bson::Document>(name)
+                .drop()
+                .await
+                .map_err(|e| {
+                    crate::Error::database(
+                        format!("dropping collection {name:?}"),
+                        self.migration_key(),
+                        e,
+                    )
+                })?;
+        }
+        self.declare(mongodb::bson::doc! { "kind": "dropped_collection", "collection": name });
+        Ok(existed)
+    }
+
     /// [`ensure_validator`](crate::ensure_validator) on this database.
     pub async fn ensure_validator(
         &self,

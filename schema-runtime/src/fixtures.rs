@@ -51,5 +51,6 @@ pub(crate) fn record(key: &str, function: &str, checksum: &str) -> MigrationReco
         last_error: None,
         function: Some(format!("app::{function}")),
         fence: Some(1),
+        declared: Some(Vec::new()),
     }
 }

@@ -114,8 +114,31 @@ impl IndexSpec {
         document
     }
 
+    /// The spec a declaration on a record holds (`to_document` with `kind` and `collection`).
+    pub(crate) fn from_declared(entry: &Document) -> Option<IndexSpec> {
+        let mut spec = IndexSpec::new(
+            entry.get_str("name").ok()?,
+            entry.get_document("key").ok()?.clone(),
+        );
+        for (key, value) in entry {
+            if !matches!(key.as_str(), "kind" | "collection" | "key" | "name") {
+                spec.options.insert(key, value.clone());
+            }
+        }
+        Some(spec)
+    }
+
+    /// Hidden or not, as `hide_index` / `unhide_index` left it.
+    pub(crate) fn set_hidden(&mut self, hidden: bool) {
+        if hidden {
+            self.options.insert("hidden", true);
+        } else {
+            self.options.remove("hidden");
+        }
+    }
+
     /// The definition as `listIndexes` reports it, for comparison.
-    fn canonical(&self) -> Document {
+    pub(crate) fn canonical(&self) -> Document {
         let has_text = self.keys.values().any(|v| v.as_str() == Some("text"));
         let mut spec = Document::new();
         if has_text {
@@ -828,7 +851,7 @@ pub(crate) fn is_namespace_not_found(error: &mongodb::error::Error) -> bool {
     )
 }
 
-fn canonical_existing(index: &Document) -> Document {
+pub(crate) fn canonical_existing(index: &Document) -> Document {
     let mut spec = Document::new();
     for (key, value) in index {
         match key.as_str() {
@@ -846,7 +869,7 @@ fn canonical_existing(index: &Document) -> Document {
 /// Whether two canonical definitions are the same index. `Document`'s own equality ignores the
 /// order of fields, which is right for options but not for the key: `{a: 1, b: 1}` and
 /// `{b: 1, a: 1}` are different compound indexes.
-fn same_definition(a: &Document, b: &Document) -> bool {
+pub(crate) fn same_definition(a: &Document, b: &Document) -> bool {
     let key_fields = |d: &Document| -> Vec<String> {
         d.get_document("key")
             .map(|key| key.keys().cloned().collect())
@@ -857,7 +880,7 @@ fn same_definition(a: &Document, b: &Document) -> bool {
 
 /// Orders the top-level fields and turns every number into a double, so that `1`, `1i64` and
 /// `1.0` compare equal and field order of the options does not matter (key order does).
-fn canonicalize(spec: Document) -> Document {
+pub(crate) fn canonicalize(spec: Document) -> Document {
     fn numbers(value: Bson) -> Bson {
         match value {
             Bson::Int32(n) => Bson::Double(n.into()),

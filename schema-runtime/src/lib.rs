@@ -57,6 +57,7 @@ mod collection;
 mod config;
 mod context;
 mod deployment;
+mod drift;
 mod error;
 #[cfg(test)]
 mod fixtures;
@@ -89,6 +90,7 @@ pub use collection::{
 pub use config::Settings;
 pub use context::MigrationContext;
 pub use deployment::Deployment;
+pub use drift::{Drift, DriftReport, RecordedDeclarations, RepairAction, RepairReport};
 pub use error::{BoxError, Cause, DuplicateKey, Error, ErrorClass, Result};
 pub use indexes::{
     IndexReport, IndexSpec, drop_index, ensure_indexes, hide_index, list_indexes, unhide_index,

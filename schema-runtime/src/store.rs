@@ -86,6 +86,11 @@ pub struct MigrationRecord {
     pub function: Option<String>,
     /// The lock fence under which it was last written.
     pub fence: Option<i64>,
+    /// What the migration's helpers declared when it was applied (indexes, validators,
+    /// collections, hidden and dropped indexes), in order: the schema it meant, for the drift
+    /// check. `None` when the record has none: written by the reference system, by `baseline`,
+    /// or by a version of this library before declarations were kept.
+    pub declared: Option<Vec<Document>>,
 }
 
 impl MigrationRecord {
@@ -138,6 +143,15 @@ impl MigrationRecord {
             last_error: text("last_error"),
             function: text("function"),
             fence: number("fence"),
+            declared: match document.get_array("declared") {
+                Ok(entries) => Some(
+                    entries
+                        .iter()
+                        .filter_map(|e| e.as_document().cloned())
+                        .collect(),
+                ),
+                Err(_) => None,
+            },
             key,
         })
     }
@@ -584,12 +598,42 @@ impl VersionStore {
         .await
     }
 
+    /// Records `declared` on `key`'s applied record that has none (a database adopted with
+    /// `baseline` or from the reference system), by the holder of `fence`.
+    pub(crate) async fn record_declared(
+        &self,
+        key: &str,
+        declared: Vec<Document>,
+        fence: i64,
+    ) -> Result<()> {
+        let mut filter = written_by_fence_or_older(key, fence);
+        // The reference system's records have no state: applied (`$in` with null matches a
+        // missing field, as MongoDB documents for equality with null).
+        filter.insert(
+            "state",
+            doc! { "$in": [RecordState::Applied.as_str(), mongodb::bson::Bson::Null] },
+        );
+        filter.insert("declared", doc! { "$exists": false });
+        self.update_fenced(
+            key,
+            fence,
+            filter,
+            doc! {
+                "$set": { "declared": declared, "declared_from": "scratch run", "fence": fence },
+                "$currentDate": { "declared_at": true },
+            },
+            None,
+            "recording the declarations",
+        )
+        .await
+    }
+
     /// The collection where `forget` and `accept` note what they did: `<versions>_audit`.
     pub(crate) fn audit_collection(&self) -> String {
         format!("{}_audit", self.name())
     }
 
-    async fn audit(&self, key: &str, mut entry: Document, by: &str) -> Result<()> {
+    pub(crate) async fn audit(&self, key: &str, mut entry: Document, by: &str) -> Result<()> {
         entry.insert("key", key);
         entry.insert("by", by);
         self.database

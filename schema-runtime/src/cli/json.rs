@@ -1,6 +1,9 @@
 //! The `--json` document (its contract is in the documentation of [`crate::cli`]).
 
+use mongodb::bson::Bson;
 use serde::Serialize;
+
+use crate::drift::{Drift, RecordedDeclarations, RepairAction};
 
 use crate::lock::Unlocked;
 use crate::migrator::AppliedMigration;
@@ -33,6 +36,16 @@ pub(crate) struct Output {
     pub created: Option<Created>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<Lock>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Vec<DriftItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repairs: Option<Vec<Repair>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declarations: Option<Vec<Declarations>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_declarations: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collections_checked: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +114,74 @@ pub(crate) struct Lock {
     pub was_alive: bool,
     pub repaired: Vec<String>,
     pub fence: i64,
+}
+
+/// One difference `drift` found.
+#[derive(Debug, Serialize)]
+pub(crate) struct DriftItem {
+    pub kind: &'static str,
+    pub collection: String,
+    pub index: Option<String>,
+    pub declared_by: Option<String>,
+    pub declared: Option<serde_json::Value>,
+    pub live: Option<serde_json::Value>,
+    pub message: String,
+}
+
+impl DriftItem {
+    pub(crate) fn of(finding: &Drift) -> Self {
+        DriftItem {
+            kind: finding.kind(),
+            collection: finding.collection().to_owned(),
+            index: finding.index().map(str::to_owned),
+            declared_by: finding.declared_by().map(str::to_owned),
+            declared: finding.declared().map(Bson::into_relaxed_extjson),
+            live: finding.live().map(Bson::into_relaxed_extjson),
+            message: finding.to_string(),
+        }
+    }
+}
+
+/// What `drift --repair` did with one difference.
+#[derive(Debug, Serialize)]
+pub(crate) struct Repair {
+    pub kind: &'static str,
+    pub collection: String,
+    pub index: Option<String>,
+    pub repaired: bool,
+    pub note: String,
+}
+
+impl Repair {
+    pub(crate) fn of(action: &RepairAction) -> Self {
+        Repair {
+            kind: action.finding.kind(),
+            collection: action.finding.collection().to_owned(),
+            index: action.finding.index().map(str::to_owned),
+            repaired: action.repaired,
+            note: action.note.clone(),
+        }
+    }
+}
+
+/// What `drift --record-declarations` did with one record.
+#[derive(Debug, Serialize)]
+pub(crate) struct Declarations {
+    pub key: String,
+    pub declarations: usize,
+    pub recorded: bool,
+    pub note: Option<String>,
+}
+
+impl Declarations {
+    pub(crate) fn of(entry: &RecordedDeclarations) -> Self {
+        Declarations {
+            key: entry.key.clone(),
+            declarations: entry.declarations,
+            recorded: entry.recorded,
+            note: entry.note.clone(),
+        }
+    }
 }
 
 /// The state word of a record (or of no record).

@@ -49,7 +49,7 @@
 //! | 1 | the command failed (the error is on stderr, and in the JSON with `--json`) |
 //! | 2 | the arguments were wrong (clap's usage error) |
 //! | 3 | `status`, `plan`, `verify`: nothing wrong, but migrations are pending (listed) |
-//! | 4 | `status`, `plan`, `verify`: problems: a changed, collided, failed, unfinished, unknown or out-of-order migration (listed) |
+//! | 4 | `status`, `plan`, `verify`: problems: a changed, collided, failed, unfinished, unknown or out-of-order migration (listed); `drift`: the database differs from the declared schema (after `--repair`: what is left) |
 //!
 //! `verify` is the gate for a pipeline: it prints each problem and each pending migration.
 //! Every command takes `--json` and then prints one document on stdout, described in
@@ -77,6 +77,7 @@
 //! ```
 //!
 //! - `result`: `up_to_date` (0), `pending` (3), `problems` (4) for `status`, `plan` and `verify`;
+//!   `clean` (0) and `drift` (4) for `drift`;
 //!   `done` (0) for the commands that act; `error` (1) when the command failed, with `error`.
 //! - `migrations`: `status` lists every migration (and records this binary does not know, with
 //!   `known: false`); `plan` and `verify` list the pending ones, in the order `up` runs them.
@@ -89,6 +90,13 @@
 //!   `forgotten` (`forget`): ids; `created` (`new`): `{ "id", "file", "mod_line", "mod_file" }`;
 //!   `accepted` (`accept`): `{ "id", "previous_checksum",
 //!   "checksum" }`;
+//!   `drift` (`drift`): `{ "kind", "collection", "index", "declared_by", "declared", "live",
+//!   "message" }` with kind `missing_collection`, `missing_index`, `different_index`,
+//!   `undeclared_index`, `different_validator`, `undeclared_validator` or `different_option`,
+//!   and `collections_checked`, `without_declarations` (records that carry none);
+//!   `repairs` (`drift --repair`): `{ "kind", "collection", "index", "repaired", "note" }`;
+//!   `declarations` (`drift --record-declarations`): `{ "key", "declarations", "recorded",
+//!   "note" }`;
 //!   `lock` (`unlock`): `{ "released_owner", "released_fence", "was_alive", "repaired",
 //!   "fence" }`; `warnings`: texts.
 
@@ -104,6 +112,7 @@ use crate::lock::LockHolder;
 use crate::migrator::Migrator;
 use crate::plan::{Finding, Plan, PlanEntry};
 
+mod drift;
 mod json;
 mod new;
 
@@ -113,7 +122,7 @@ pub use clap;
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "migrate",
-    about = "Schema migrations: status, plan, up, down, baseline, redo, unlock, verify"
+    about = "Schema migrations: status, plan, up, down, baseline, redo, forget, accept, new, unlock, verify, drift"
 )]
 pub struct Migrate {
     /// The command.
@@ -254,6 +263,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the database with the schema the applied migrations declared: missing,
+    /// different and undeclared indexes, validators, collections and options. Exits 0 when it
+    /// matches, 4 on drift.
+    Drift {
+        /// Make the database what the migrations declared: create what is missing, restore
+        /// validators and options (under the lock; noted in `<versions>_audit`); then check
+        /// again and exit by what is left.
+        #[arg(long)]
+        repair: bool,
+        /// With `--repair`, also drop undeclared indexes and validators and re-build indexes
+        /// whose definition cannot change in place (also `AUTO_SCHEMA_DESTRUCTIVE=true`).
+        #[arg(long, requires = "repair")]
+        allow_destructive: bool,
+        /// First give the applied records that have no declarations (a database adopted with
+        /// `baseline` or from the reference system) those of their migrations, found by
+        /// running the applied migrations on an empty scratch database (dropped afterwards);
+        /// the migrations' effects are not run again on this database.
+        #[arg(long, conflicts_with = "repair")]
+        record_declarations: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How a command ended when it did not fail. Its [`exit_code`](Outcome::exit_code) is what
@@ -333,6 +365,8 @@ impl Command {
                 Ok(outcome) => {
                     doc.exit_code = outcome.exit_code();
                     doc.result = match (outcome, self.reports_state()) {
+                        (Outcome::Success, true) if self.name() == "drift" => "clean",
+                        (Outcome::Problems, true) if self.name() == "drift" => "drift",
                         (Outcome::Success, true) => "up_to_date",
                         (Outcome::Success, false) => "done",
                         (Outcome::Pending, _) => "pending",
@@ -368,6 +402,7 @@ impl Command {
             Command::Accept { .. } => "accept",
             Command::Unlock { .. } => "unlock",
             Command::Verify { .. } => "verify",
+            Command::Drift { .. } => "drift",
         }
     }
 
@@ -383,7 +418,8 @@ impl Command {
             | Command::New { json, .. }
             | Command::Accept { json, .. }
             | Command::Unlock { json, .. }
-            | Command::Verify { json } => *json,
+            | Command::Verify { json }
+            | Command::Drift { json, .. } => *json,
         }
     }
 
@@ -391,7 +427,10 @@ impl Command {
     fn reports_state(&self) -> bool {
         matches!(
             self,
-            Command::Status { .. } | Command::Plan { .. } | Command::Verify { .. }
+            Command::Status { .. }
+                | Command::Plan { .. }
+                | Command::Verify { .. }
+                | Command::Drift { .. }
         )
     }
 
@@ -405,6 +444,19 @@ impl Command {
             Command::Status { .. } => status(migrator, text, doc).await,
             Command::Plan { .. } => plan(migrator, text, doc).await,
             Command::Verify { .. } => verify(migrator, text, doc).await,
+            Command::Drift {
+                repair,
+                allow_destructive,
+                record_declarations,
+                ..
+            } => {
+                let asked = drift::Asked {
+                    repair: *repair,
+                    allow_destructive: *allow_destructive,
+                    record_declarations: *record_declarations,
+                };
+                drift::run(migrator, asked, text, doc).await
+            }
             Command::Up {
                 to,
                 allow_destructive,

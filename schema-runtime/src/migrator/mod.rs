@@ -2,6 +2,7 @@
 //! lock, so that of many processes starting at once each migration runs exactly once.
 
 mod check;
+mod drift;
 mod exec;
 mod operations;
 mod report;
@@ -68,6 +69,7 @@ pub struct Migrator {
     transaction_retry_limit: Duration,
     startup_timeout: Duration,
     status_timeout: Duration,
+    check_drift: bool,
 }
 
 /// Defaults of the lock and start-up settings.
@@ -121,6 +123,7 @@ impl Migrator {
             transaction_retry_limit: defaults::TRANSACTION_RETRY_LIMIT,
             startup_timeout: defaults::STARTUP_TIMEOUT,
             status_timeout: defaults::STATUS_TIMEOUT,
+            check_drift: false,
         }
     }
 
@@ -226,6 +229,10 @@ impl Migrator {
         self
     }
 
+    pub(crate) fn allows_destructive(&self) -> bool {
+        self.allow_destructive
+    }
+
     /// Applies the migrations of `group` (as named by `#[migration(group = "...")]`).
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = group.into();
@@ -327,6 +334,14 @@ impl Migrator {
     ///
     /// No process returns `Ok` from here before every migration of its registry is applied.
     pub async fn apply_all(&self) -> Result<Report> {
+        let mut report = self.apply_all_inner().await?;
+        if self.check_drift {
+            self.drift_warnings(&mut report).await;
+        }
+        Ok(report)
+    }
+
+    async fn apply_all_inner(&self) -> Result<Report> {
         if !self.auto_migrate {
             let plan = self.plan().await?;
             let mut report = self.check(&plan, None)?;

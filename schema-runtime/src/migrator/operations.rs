@@ -34,6 +34,9 @@ pub struct Health {
     pub failed: Vec<String>,
     /// Why the server could not be read, when it could not.
     pub error: Option<String>,
+    /// With [`Migrator::check_drift`]: each difference between the database and the schema the
+    /// migrations declared (empty when there is none); `None` when not asked.
+    pub drift: Option<Vec<String>>,
 }
 
 impl Migrator {
@@ -48,6 +51,7 @@ impl Migrator {
             unknown: Vec::new(),
             failed: Vec::new(),
             error: None,
+            drift: None,
         };
         let registry = match self.registry() {
             Ok(registry) => registry,
@@ -78,6 +82,7 @@ impl Migrator {
             }
         };
         status.reachable = true;
+        let drift_records = self.check_drift_setting().then(|| records.clone());
         let plan = Plan::new(&registry, records);
         status.highest_applied = plan.highest_applied.as_ref().map(ToString::to_string);
         status.pending = plan.pending().count();
@@ -88,6 +93,19 @@ impl Migrator {
             _ => false,
         };
         status.unknown = plan.unknown.iter().map(|r| r.key.clone()).collect();
+        if let Some(records) = drift_records {
+            match tokio::time::timeout(limit, self.drift_of(&records)).await {
+                Ok(Ok(report)) => {
+                    status.drift = Some(report.findings.iter().map(ToString::to_string).collect());
+                }
+                Ok(Err(e)) => status.error = Some(format!("the drift check failed: {e}")),
+                Err(_) => {
+                    status.error = Some(format!(
+                        "the drift check took longer than {limit:?} (Migrator::status_timeout)"
+                    ));
+                }
+            }
+        }
         status.failed = plan
             .entries
             .iter()
@@ -364,7 +382,7 @@ impl Migrator {
 
 /// Releases the lease after a locked operation and returns its result, logging a failed release.
 /// Who runs an operator command, for the audit: `user@host (pid N)`.
-fn operator() -> String {
+pub(super) fn operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .or_else(|_| std::env::var("USERNAME"))
@@ -376,7 +394,10 @@ fn operator() -> String {
     )
 }
 
-async fn finish_locked<T>(lease: Lease, outcome: std::thread::Result<Result<T>>) -> Result<T> {
+pub(super) async fn finish_locked<T>(
+    lease: Lease,
+    outcome: std::thread::Result<Result<T>>,
+) -> Result<T> {
     let (value, not_released) = release_after(lease, outcome).await?;
     not_released.iter().for_each(log_warning);
     Ok(value)

@@ -48,6 +48,12 @@ pub enum Warning {
         /// Why.
         reason: String,
     },
+    /// With [`Migrator::check_drift`](crate::Migrator::check_drift): the database differs from
+    /// the schema the migrations declared (one warning per difference), or the check failed.
+    Drift {
+        /// The difference, as [`Drift`](crate::Drift) displays it, or why the check failed.
+        finding: String,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -86,6 +92,7 @@ impl fmt::Display for Warning {
                 f,
                 "migration {id} was applied as {recorded_function} and is registered as {registered_function}: taken as the same migration, as allowed"
             ),
+            Warning::Drift { finding } => write!(f, "drift: {finding}"),
             Warning::LockNotReleased { reason } => write!(
                 f,
                 "the migration lock was not released ({reason}); its lease expires by itself"
