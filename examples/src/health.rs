@@ -13,6 +13,10 @@ use serde_json::{Value, json};
 /// The router with `GET /health`: 200 when the database answers and nothing is pending or failed
 /// (`"status": "ok"`; a database ahead of this binary, as during a rolling deploy, is still ok),
 /// 503 otherwise (`"degraded"` or `"unavailable"`). The body carries the migrations' status.
+/// With the drift check on (`SCHEMA_CHECK_DRIFT=true`, [`Migrator::check_drift`]) it also lists,
+/// under `"drift"`, each difference between the database and the schema the migrations declared;
+/// drift does not make the route fail (the service still works with a hand-made index), so a
+/// readiness probe does not take every replica out over it: alert on the list instead.
 pub fn router(migrator: Migrator) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -37,6 +41,7 @@ async fn health(State(migrator): State<Arc<Migrator>>) -> (StatusCode, Json<Valu
                 "name": status.database,
                 "schema_version": status.highest_applied,
             },
+            "drift": status.drift,
             "migrations": status,
         })),
     )

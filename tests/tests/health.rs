@@ -82,3 +82,34 @@ async fn health_of_an_unreachable_database_is_503_unavailable() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn health_lists_drift_when_asked_and_stays_ready() {
+    let t = TestDb::new("health_drift").await;
+    let migrator = Migrator::new(t.db.clone()).group("health");
+    migrator.apply_all().await.unwrap();
+    t.db.run_command(mongodb::bson::doc! {
+        "createIndexes": "orders",
+        "indexes": [{ "key": { "customer": 1 }, "name": "idx_by_hand" }],
+    })
+    .await
+    .unwrap();
+
+    let (code, body) = get_health(migrator.clone()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["drift"],
+        serde_json::Value::Null,
+        "not checked unless asked"
+    );
+
+    let (code, body) = get_health(migrator.check_drift(true)).await;
+    assert_eq!(code, 200, "drift does not fail readiness: {body}");
+    assert_eq!(body["status"], "ok");
+    let drift = body["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "{body}");
+    assert!(
+        drift[0].as_str().unwrap().contains("\"idx_by_hand\""),
+        "{body}"
+    );
+}
