@@ -207,23 +207,30 @@ impl MigrationContext {
     /// a big collection takes long), so the migration must be marked `destructive`; otherwise
     /// this is [`Error::NotApplicable`](crate::Error::NotApplicable) and nothing is dropped.
     pub async fn drop_index(&self, collection: &str, name: &str) -> Result<bool> {
-        if !self.destructive
-            && let Some(id) = &self.migration
-        {
-            return Err(crate::Error::NotApplicable {
-                command: "drop_index".into(),
-                id: id.clone(),
-                problem: format!(
-                    "dropping index {name:?} of collection {collection:?} loses it; mark the migration #[migration(..., destructive)] (and hide the index a release before: ctx.hide_index)"
-                ),
-            });
-        }
+        self.only_if_destructive("drop_index", || {
+            format!(
+                "dropping index {name:?} of collection {collection:?} loses it; mark the migration #[migration(..., destructive)] (and hide the index a release before: ctx.hide_index)"
+            )
+        })?;
         let dropped =
             indexes::drop_index_for(&self.database, collection, name, self.migration_key()).await?;
         self.declare(mongodb::bson::doc! {
             "kind": "dropped_index", "collection": collection, "name": name,
         });
         Ok(dropped)
+    }
+
+    /// [`Error::NotApplicable`](crate::Error::NotApplicable) for `helper` in a migration not
+    /// marked `destructive` (a context made by hand or a rollback may).
+    fn only_if_destructive(&self, helper: &str, problem: impl FnOnce() -> String) -> Result<()> {
+        match &self.migration {
+            Some(id) if !self.destructive => Err(crate::Error::NotApplicable {
+                command: helper.into(),
+                id: id.clone(),
+                problem: problem(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn migration_key(&self) -> Option<&str> {
@@ -257,17 +264,11 @@ impl MigrationContext {
     /// migrations declared about the collection (indexes, validator) no longer counts for the
     /// drift check.
     pub async fn drop_collection(&self, name: &str) -> Result<bool> {
-        if !self.destructive
-            && let Some(id) = &self.migration
-        {
-            return Err(crate::Error::NotApplicable {
-                command: "drop_collection".into(),
-                id: id.clone(),
-                problem: format!(
-                    "dropping collection {name:?} loses its documents; mark the migration #[migration(..., destructive)]"
-                ),
-            });
-        }
+        self.only_if_destructive("drop_collection", || {
+            format!(
+                "dropping collection {name:?} loses its documents; mark the migration #[migration(..., destructive)]"
+            )
+        })?;
         let existed = collection::collection_info(&self.database, name, self.migration_key())
             .await?
             .is_some();
