@@ -27,8 +27,11 @@ async fn health(State(migrator): State<Arc<Migrator>>) -> (StatusCode, Json<Valu
     let status = migrator.status().await;
     let (code, word) = if !status.reachable {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-    } else if status.pending > 0 || !status.failed.is_empty() {
+    } else if status.pending > status.pending_background || !status.failed.is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    } else if status.pending_background > 0 {
+        // Only background migrations are left: the service works while they run.
+        (StatusCode::OK, "migrating")
     } else {
         (StatusCode::OK, "ok")
     };

@@ -18,6 +18,8 @@ pub(crate) struct Attr {
     pub krate: Option<syn::Path>,
     pub transaction: bool,
     pub destructive: bool,
+    /// Span of `background`, when given and true (for the error with `transaction`).
+    pub background: Option<Span>,
     pub down: Option<syn::Path>,
     pub timeout: Option<LitStr>,
     /// Keys that were written, usable or not: a key given with a bad value is not "missing".
@@ -41,6 +43,7 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
         krate: None,
         transaction: false,
         destructive: false,
+        background: None,
         down: None,
         timeout: None,
         written: Vec::new(),
@@ -88,6 +91,11 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
             attr.destructive = true;
             continue;
         }
+        // #[migration(background)]
+        if key == symbol::BACKGROUND && matches!(meta, Meta::Path(_)) {
+            attr.background = Some(syn::spanned::Spanned::span(meta.path()));
+            continue;
+        }
         let value = match &meta {
             Meta::NameValue(nv) => &nv.value,
             _ => {
@@ -122,6 +130,16 @@ pub(crate) fn parse(args: TokenStream, cx: &mut Ctxt) -> Attr {
                 other => cx.error_spanned_by(
                     other,
                     "`destructive` is `true` or `false`, or write just `destructive`",
+                ),
+            },
+            // #[migration(background = true)]
+            symbol::BACKGROUND => match value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => attr.background = b.value.then(|| b.span()),
+                other => cx.error_spanned_by(
+                    other,
+                    "`background` is `true` or `false`, or write just `background`",
                 ),
             },
             // #[migration(timeout = "10m")]

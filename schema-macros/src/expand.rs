@@ -19,6 +19,7 @@ pub(crate) fn expand(model: &Model, sig: &Signature, func: TokenStream) -> Token
         checksum,
         transaction,
         destructive,
+        background,
         down,
         timeout_ms,
     } = model;
@@ -109,6 +110,7 @@ pub(crate) fn expand(model: &Model, sig: &Signature, func: TokenStream) -> Token
                         line: #line,
                         transaction: #transaction,
                         destructive: #destructive,
+                        background: #background,
                         timeout_ms: #timeout_ms,
                     },
                     __schema_migration_run,

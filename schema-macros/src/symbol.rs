@@ -17,6 +17,10 @@ pub(crate) const DOWN: &str = "down";
 /// `#[migration(destructive)]`: drops or rewrites data; not applied at start-up unless allowed.
 pub(crate) const DESTRUCTIVE: &str = "destructive";
 
+/// `#[migration(background)]`: the application does not need it to start; `apply_all` returns
+/// while a lock holder applies it.
+pub(crate) const BACKGROUND: &str = "background";
+
 /// `#[migration(timeout = "10m")]`: the migration's time limit (`ms`, `s`, `m` or `h`).
 pub(crate) const TIMEOUT: &str = "timeout";
 
@@ -27,6 +31,7 @@ pub(crate) const ALL: &[&str] = &[
     GROUP,
     TRANSACTION,
     DESTRUCTIVE,
+    BACKGROUND,
     DOWN,
     TIMEOUT,
     CRATE,

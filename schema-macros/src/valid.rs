@@ -21,6 +21,7 @@ pub(crate) struct Model {
     pub checksum: String,
     pub transaction: bool,
     pub destructive: bool,
+    pub background: bool,
     pub down: Option<syn::Path>,
     /// The time limit in milliseconds; 0 for none.
     pub timeout_ms: u64,
@@ -105,6 +106,13 @@ pub(crate) fn check(attr: Attr, func: &MigrationFn, cx: &mut Ctxt) -> Option<Mod
     };
     let transaction = attr.transaction;
     let destructive = attr.destructive;
+    if let (Some(span), true) = (attr.background, transaction) {
+        cx.push(syn::Error::new(
+            span,
+            "a `background` migration cannot run in a `transaction`: it runs while the application serves, and a transaction holds the write locks of every document it touches until it commits (the application's writes to them wait) and is aborted after 60 s by default; write the long work with `ctx.batches` (resumable, one batch per transaction) instead",
+        ));
+    }
+    let background = attr.background.is_some();
     let down = attr.down;
     let krate = attr
         .krate
@@ -131,6 +139,7 @@ pub(crate) fn check(attr: Attr, func: &MigrationFn, cx: &mut Ctxt) -> Option<Mod
         krate,
         transaction,
         destructive,
+        background,
         down,
         timeout_ms,
     })

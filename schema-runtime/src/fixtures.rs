@@ -30,6 +30,7 @@ pub(crate) const fn meta(
         line: 1,
         transaction: false,
         destructive,
+        background: false,
         timeout_ms: 0,
     }
 }
@@ -52,5 +53,6 @@ pub(crate) fn record(key: &str, function: &str, checksum: &str) -> MigrationReco
         function: Some(format!("app::{function}")),
         fence: Some(1),
         declared: Some(Vec::new()),
+        progress: Vec::new(),
     }
 }

@@ -96,11 +96,13 @@ pub use indexes::{
     IndexReport, IndexSpec, drop_index, ensure_indexes, hide_index, list_indexes, unhide_index,
 };
 pub use lock::{LockHolder, LockState, Unlocked};
-pub use migrator::{AppliedMigration, ChecksumPolicy, Health, Migrator, Report, Warning, defaults};
+pub use migrator::{
+    AppliedMigration, ChecksumPolicy, Health, Migrator, Report, Running, Warning, defaults,
+};
 pub use plan::{ChecksumStatus, EntryState, Finding, Plan, PlanEntry};
 pub use redact::{remember_secret, scrub};
 pub use registry::{Migration, Registry};
-pub use store::{MigrationRecord, RecordState};
+pub use store::{MigrationRecord, Progress, RecordState};
 
 /// What a migration function returns: `Ok(())`, or any error (`?` converts driver errors, this
 /// crate's [`Error`], `anyhow::Error`, `String`, ...).
@@ -193,6 +195,27 @@ pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
 /// #[migration(id = "0004", description = "Drop the legacy sessions", destructive)]
 /// async fn drop_legacy_sessions(ctx: &mut MigrationContext) -> MigrationResult {
 ///     ctx.collection::<Document>("legacy_sessions").drop().await?;
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// **`background`**: the application does not need it to start (an index build on a big
+/// collection, a backfill). [`Migrator::apply_all`] applies what is pending before it and
+/// returns; the process holding the lock applies it, and every migration after it, in a task
+/// while the application serves, renewing its lease ([`Report::background`] lists them,
+/// [`Migrator::wait_for_background`] awaits them, [`Health::pending_background`] and
+/// [`Health::running`] show them). A later migration without `background` still waits for it:
+/// processes that need that one wait at start-up as usual. It cannot be combined with
+/// `transaction` (a compile error says why).
+///
+/// ```
+/// # use schema_runtime::bson::doc;
+/// # use schema_runtime::{IndexSpec, MigrationContext, MigrationResult, migration};
+/// #[migration(id = "0006", description = "Index events by tenant", background)]
+/// async fn index_events_by_tenant(ctx: &mut MigrationContext) -> MigrationResult {
+///     ctx.ensure_indexes("events", &[IndexSpec::new("idx_tenant", doc! { "tenant": 1 })])
+///         .await?;
 ///     Ok(())
 /// }
 /// # fn main() {}

@@ -248,6 +248,20 @@ impl Plan {
             .filter(move |e| to.is_none_or(|to| &e.id <= to))
     }
 
+    /// The pending migrations an application needs before it starts: those before the first
+    /// pending `#[migration(background)]` one (all of them when there is none), in order.
+    pub fn needed_at_start(&self) -> impl Iterator<Item = &PlanEntry> {
+        let first = self.background().next().map(|e| &e.id);
+        self.pending()
+            .filter(move |e| first.is_none_or(|first| &e.id < first))
+    }
+
+    /// The pending migrations from the first pending `#[migration(background)]` one on, in
+    /// order: what may be applied while the application serves.
+    pub fn background(&self) -> impl Iterator<Item = &PlanEntry> {
+        self.pending().skip_while(|e| !e.migration.background())
+    }
+
     /// Whether anything is pending.
     pub fn has_pending(&self) -> bool {
         self.pending().next().is_some()

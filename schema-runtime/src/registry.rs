@@ -30,6 +30,7 @@ pub struct MigrationMeta {
     pub line: u32,
     pub transaction: bool,
     pub destructive: bool,
+    pub background: bool,
     /// The time limit from `#[migration(timeout = "...")]`, in milliseconds; 0 for none.
     pub timeout_ms: u64,
 }
@@ -79,6 +80,13 @@ impl Migration {
     /// when destructive migrations are allowed.
     pub fn destructive(&self) -> bool {
         self.meta.destructive
+    }
+
+    /// Whether the application does not need it to start (`#[migration(background)]`):
+    /// [`Migrator::apply_all`](crate::Migrator::apply_all) returns while a lock holder applies
+    /// it and what follows it.
+    pub fn background(&self) -> bool {
+        self.meta.background
     }
 
     /// Its time limit (`#[migration(timeout = "10m")]`), if it has one.

@@ -91,6 +91,20 @@ pub struct MigrationRecord {
     /// check. `None` when the record has none: written by the reference system, by `baseline`,
     /// or by a version of this library before declarations were kept.
     pub declared: Option<Vec<Document>>,
+    /// The checkpoints of a running migration's batch walks, by collection (`ctx.batches`):
+    /// how far it got.
+    pub progress: Vec<Progress>,
+}
+
+/// How far a running migration's walk over one collection got (its checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    /// The collection walked.
+    pub collection: String,
+    /// Documents done.
+    pub done: i64,
+    /// Documents to do, as counted when the walk started.
+    pub total: Option<i64>,
 }
 
 impl MigrationRecord {
@@ -143,6 +157,22 @@ impl MigrationRecord {
             last_error: text("last_error"),
             function: text("function"),
             fence: number("fence"),
+            progress: document
+                .get_document("checkpoints")
+                .map(|checkpoints| {
+                    checkpoints
+                        .iter()
+                        .filter_map(|(collection, c)| {
+                            let c = c.as_document()?;
+                            Some(Progress {
+                                collection: collection.clone(),
+                                done: read_i64(c.get("done"))?,
+                                total: read_i64(c.get("total")),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             declared: match document.get_array("declared") {
                 Ok(entries) => Some(
                     entries

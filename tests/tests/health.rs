@@ -113,3 +113,57 @@ async fn health_lists_drift_when_asked_and_stays_ready() {
         "{body}"
     );
 }
+
+static GATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[migration(id = "0001", description = "Needed at start", group = "health_bg")]
+async fn health_needed(_ctx: &mut MigrationContext) -> MigrationResult {
+    Ok(())
+}
+
+#[migration(
+    id = "0002",
+    description = "A long backfill",
+    group = "health_bg",
+    background
+)]
+async fn health_background(_ctx: &mut MigrationContext) -> MigrationResult {
+    while !GATE.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_is_ready_and_migrating_while_only_background_migrations_run() {
+    let t = TestDb::new("health_bg").await;
+    let migrator = Migrator::new(t.db.clone()).group("health_bg");
+    let report = migrator.apply_all().await.unwrap();
+    assert!(report.runs_background);
+
+    let mut body = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (code, got) = get_health(migrator.clone()).await;
+        assert_eq!(code, 200, "{got}");
+        assert_eq!(got["status"], "migrating");
+        body = got;
+        if body["migrations"]["running"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(body["migrations"]["pending_background"], 1, "{body}");
+    assert_eq!(body["migrations"]["running"][0]["id"], "0002", "{body}");
+    assert_eq!(body["migrations"]["running"][0]["background"], true);
+
+    GATE.store(true, std::sync::atomic::Ordering::SeqCst);
+    migrator
+        .wait_for_background(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (code, body) = get_health(migrator).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ok")), "{body}");
+}

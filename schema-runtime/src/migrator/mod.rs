@@ -1,6 +1,7 @@
 //! `Migrator`: applies the pending migrations of one group to one database at start-up, with the
 //! lock, so that of many processes starting at once each migration runs exactly once.
 
+mod background;
 mod check;
 mod drift;
 mod exec;
@@ -26,7 +27,7 @@ use crate::store::{AppliedWrite, DEFAULT_COLLECTION, VersionStore, highest_fence
 
 pub use check::ChecksumPolicy;
 pub(crate) use exec::{Ended, Step, release_after, run_guarded};
-pub use operations::Health;
+pub use operations::{Health, Running};
 pub(crate) use report::log_warning;
 pub use report::{AppliedMigration, Report, Warning};
 pub(crate) use wait::Acquired;
@@ -332,7 +333,10 @@ impl Migrator {
     /// - Out-of-order migrations, changed ones (with [`ChecksumPolicy::Fail`]) and transactional
     ///   ones on a standalone server are refused before anything runs.
     ///
-    /// No process returns `Ok` from here before every migration of its registry is applied.
+    /// No process returns `Ok` from here before every migration of its registry is applied,
+    /// except `#[migration(background)]` ones and those after them: it returns once the
+    /// migrations before the first of them are applied, and the lock holder applies the rest in
+    /// a task while it serves ([`Report::background`], [`Migrator::wait_for_background`]).
     pub async fn apply_all(&self) -> Result<Report> {
         let mut report = self.apply_all_inner().await?;
         if self.check_drift {
@@ -353,7 +357,14 @@ impl Migrator {
             );
             return Ok(report);
         }
-        self.up(None).await
+        let span = tracing::info_span!(
+            "apply_all",
+            database = self.database.name(),
+            group = %self.group,
+        );
+        let report = self.apply_leaving_background().instrument(span).await?;
+        report.warnings.iter().for_each(log_warning);
+        Ok(report)
     }
 
     /// Like [`Migrator::apply_all`], but applies only the pending migrations up to and including

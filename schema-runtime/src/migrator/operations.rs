@@ -15,6 +15,28 @@ use crate::lock::Lease;
 use crate::plan::{ChecksumStatus, EntryState, Finding, Plan};
 use crate::store::RecordState;
 
+/// A migration in progress, as its record says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Running {
+    /// Its id (the record's `_id`).
+    pub id: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// Whether it is a `#[migration(background)]` one (or after one), which the application
+    /// does not wait for.
+    pub background: bool,
+    /// When its attempt started (RFC 3339, server clock).
+    pub started_at: Option<String>,
+    /// The host and process running it.
+    pub host: Option<String>,
+    /// The process id.
+    pub pid: Option<i64>,
+    /// Which attempt this is.
+    pub attempt: i64,
+    /// How far its batch walks got (`ctx.batches` checkpoints), by collection.
+    pub progress: Vec<crate::store::Progress>,
+}
+
 /// A cheap summary for readiness and health checks: one query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
@@ -26,6 +48,14 @@ pub struct Health {
     pub highest_applied: Option<String>,
     /// How many registered migrations are not applied.
     pub pending: usize,
+    /// How many of the pending ones the application does not need to start: from the first
+    /// pending `#[migration(background)]` one on. `pending - pending_background` is what
+    /// start-up still has to apply.
+    pub pending_background: usize,
+    /// Migrations whose record says they are running now (a background migration, or a
+    /// start-up in progress), with how far their batch walks got; a process that died while
+    /// running one also leaves it here until the next holder takes over.
+    pub running: Vec<Running>,
     /// Whether the database has applied ids above every id this binary knows.
     pub database_ahead: bool,
     /// Applied ids this binary does not know.
@@ -47,6 +77,8 @@ impl Migrator {
             database: self.database().name().to_owned(),
             highest_applied: None,
             pending: 0,
+            pending_background: 0,
+            running: Vec::new(),
             database_ahead: false,
             unknown: Vec::new(),
             failed: Vec::new(),
@@ -86,6 +118,24 @@ impl Migrator {
         let plan = Plan::new(&registry, records);
         status.highest_applied = plan.highest_applied.as_ref().map(ToString::to_string);
         status.pending = plan.pending().count();
+        status.pending_background = plan.background().count();
+        let background: Vec<&MigrationId> = plan.background().map(|e| &e.id).collect();
+        status.running = plan
+            .entries
+            .iter()
+            .filter_map(|e| e.record.as_ref().map(|r| (e, r)))
+            .filter(|(_, r)| r.state == RecordState::Running)
+            .map(|(e, r)| Running {
+                id: r.key.clone(),
+                description: r.description.clone(),
+                background: background.contains(&&e.id),
+                started_at: r.started_at.and_then(|d| d.try_to_rfc3339_string().ok()),
+                host: r.host.clone(),
+                pid: r.pid,
+                attempt: r.attempts,
+                progress: r.progress.clone(),
+            })
+            .collect();
         let highest_known = registry.migrations().iter().map(|m| m.id()).max();
         status.database_ahead = match (&plan.highest_applied, highest_known) {
             (Some(applied), Some(known)) => applied > &known,

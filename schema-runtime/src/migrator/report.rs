@@ -135,6 +135,17 @@ pub struct Report {
     /// Migrations left pending: with auto-migration off, everything pending; after `up --to`,
     /// what comes after the target.
     pub pending: Vec<MigrationId>,
+    /// Migrations [`Migrator::apply_all`](crate::Migrator::apply_all) left to a background task
+    /// (from the first pending `#[migration(background)]` one on), in order: applied by this
+    /// process when [`runs_background`](Self::runs_background), otherwise by the process that
+    /// holds the lock. [`Migrator::wait_for_background`](crate::Migrator::wait_for_background)
+    /// awaits them.
+    pub background: Vec<MigrationId>,
+    /// Whether this process applies [`background`](Self::background) in a task of its own
+    /// (it holds the lock, renewing it, while it serves). Keep the process running until they
+    /// are applied, or call `wait_for_background` before it exits; a process that stops first
+    /// leaves them to the next one that starts.
+    pub runs_background: bool,
 }
 
 pub(crate) fn log_warning(warning: &Warning) {

@@ -64,6 +64,18 @@ async fn six_items_in_one_transaction(ctx: &mut MigrationContext) -> MigrationRe
     Ok(())
 }
 
+/// Group `bg`: one migration the application needs, then one it does not (`background`); with
+/// `PAUSE_AT=0002` the background one pauses until `PAUSE_DIR/go`.
+#[schema_runtime::migration(id = "0001", description = "Needed at start", group = "bg")]
+async fn bg_needed(ctx: &mut MigrationContext) -> MigrationResult {
+    step(ctx, "0001").await
+}
+
+#[schema_runtime::migration(id = "0002", description = "A long build", group = "bg", background)]
+async fn bg_long(ctx: &mut MigrationContext) -> MigrationResult {
+    step(ctx, "0002").await
+}
+
 /// With `PAUSE_AT=<point>`, writes `PAUSE_DIR/reached-<pid>` and waits for `PAUSE_DIR/go`.
 async fn pause_at(point: &str) -> MigrationResult {
     if std::env::var("PAUSE_AT").ok().as_deref() == Some(point) {
@@ -108,6 +120,14 @@ struct Args {
     /// Only connect and ping, then exit: the floor of a process's start-up cost.
     #[arg(long)]
     ping_only: bool,
+    /// After the `ok` line, wait up to this long for the background migrations
+    /// (`Migrator::wait_for_background`) and print `background-done applied=N`.
+    #[arg(long)]
+    finish_background_ms: Option<u64>,
+    /// With `--finish-background-ms`, wait also when another process applies them (and take
+    /// over if it died); otherwise only the process that runs them waits.
+    #[arg(long)]
+    await_background: bool,
 }
 
 #[tokio::main]
@@ -176,11 +196,13 @@ async fn run(
                 eprintln!("warning: {warning}");
             }
             println!(
-                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms}{}{}{}",
+                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms} background={} runs_background={}{}{}{}",
                 report.applied.len(),
                 report.already_applied.len(),
                 report.took_lock,
                 report.waited.as_millis(),
+                report.background.len(),
+                report.runs_background,
                 commands
                     .map(|c| format!(" commands={c}"))
                     .unwrap_or_default(),
@@ -191,6 +213,23 @@ async fn run(
                     .map(|kib| format!(" peak_rss_kib={kib}"))
                     .unwrap_or_default()
             );
+            if let Some(ms) = args.finish_background_ms
+                && !report.background.is_empty()
+                && (report.runs_background || args.await_background)
+            {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                match migrator
+                    .wait_for_background(Duration::from_millis(ms))
+                    .await
+                {
+                    Ok(done) => println!("background-done applied={}", done.applied.len()),
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -1,0 +1,287 @@
+//! Background migrations (`#[migration(background)]`): start-up returns once the migrations the
+//! application needs are applied, while the lock holder applies the rest in a task; each is
+//! applied exactly once, also when that holder is killed. Real `worker` processes against the
+//! real server, and one process with the status it reports.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bson::Document;
+use schema_runtime::{MigrationContext, MigrationResult, Migrator, migration};
+use schema_tests::{TestDb, bump, count, record};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+
+/// One test at a time: their processes share two cores, and a lease must not expire only
+/// because the machine is busy.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn worker(db: &str, lease_ms: u64, pause_dir: Option<&Path>) -> Command {
+    let mut command = Command::new(WORKER);
+    command
+        .args([
+            "--db",
+            db,
+            "--group",
+            "bg",
+            "--lease-ms",
+            &lease_ms.to_string(),
+        ])
+        .args(["--finish-background-ms", "60000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = pause_dir {
+        command.env("PAUSE_AT", "0002").env("PAUSE_DIR", dir);
+    }
+    command
+}
+
+fn pause_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("schema-bg-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Waits until all but `left` of `children` have exited; returns the outputs of those that did
+/// and the ones still running.
+fn wait_until_running(children: Vec<Child>, left: usize) -> (Vec<Output>, Vec<Child>) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut running = children;
+    let mut done = Vec::new();
+    while running.len() > left {
+        assert!(
+            Instant::now() < deadline,
+            "{} processes still running",
+            running.len()
+        );
+        let mut still = Vec::new();
+        for mut child in running {
+            match child.try_wait().unwrap() {
+                Some(_) => done.push(child.wait_with_output().unwrap()),
+                None => still.push(child),
+            }
+        }
+        running = still;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (done, running)
+}
+
+fn reached(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("reached-"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eight_processes_return_while_one_applies_the_background_migration_exactly_once() {
+    let _turn = TURN.lock().await;
+    let t = TestDb::new("bg_eight").await;
+    let dir = pause_dir("eight");
+    let started = Instant::now();
+    let children: Vec<Child> = (0..8)
+        .map(|_| worker(t.name(), 5_000, Some(&dir)).spawn().unwrap())
+        .collect();
+    // Seven return and exit while the background migration is still paused in the eighth.
+    let (returned, mut holder) = wait_until_running(children, 1);
+    println!("7 of 8 processes returned in {:?}", started.elapsed());
+    for output in &returned {
+        let out = text(&output.stdout);
+        assert!(output.status.success(), "{out} {}", text(&output.stderr));
+        assert!(
+            out.contains("recorded=1 "),
+            "0001 applied before returning: {out}"
+        );
+        assert!(out.contains("background=1 runs_background=false"), "{out}");
+    }
+    assert!(!dir.join("go").exists());
+    let holder = holder.pop().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reached(&dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the background migration never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(reached(&dir), [format!("reached-{}", holder.id())]);
+    assert_eq!(
+        record(&t.db, "0002").await.unwrap().get_str("state"),
+        Ok("running")
+    );
+
+    std::fs::write(dir.join("go"), "").unwrap();
+    let output = holder.wait_with_output().unwrap();
+    let out = text(&output.stdout);
+    assert!(output.status.success(), "{out} {}", text(&output.stderr));
+    assert!(out.contains("runs_background=true"), "{out}");
+    assert!(out.contains("background-done"), "{out}");
+    for id in ["0001", "0002"] {
+        assert_eq!(count(&t.db, &format!("m{id}")).await, 1, "{id} ran once");
+        let record = record(&t.db, id).await.unwrap();
+        assert_eq!(record.get_str("state"), Ok("applied"));
+        assert_eq!(record.get_i64("attempts"), Ok(1));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_background_holder_is_taken_over_and_the_migration_applied_once() {
+    let _turn = TURN.lock().await;
+    let t = TestDb::new("bg_kill").await;
+    let dir = pause_dir("kill");
+    let children: Vec<Child> = (0..3)
+        .map(|_| worker(t.name(), 2_000, Some(&dir)).spawn().unwrap())
+        .collect();
+    let (_, mut holder) = wait_until_running(children, 1);
+    let holder = holder.pop().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reached(&dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the background migration never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-9", &holder.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let killed = holder.wait_with_output().unwrap();
+    assert!(!killed.status.success());
+
+    // The next process starts while the dead holder's lease still runs: it returns (the
+    // application needs nothing more), then waits for the background work and takes it over.
+    let next = worker(t.name(), 2_000, None)
+        .arg("--await-background")
+        .output()
+        .unwrap();
+    let out = text(&next.stdout);
+    assert!(next.status.success(), "{out} {}", text(&next.stderr));
+    assert!(out.contains("background-done applied=1"), "{out}");
+    assert_eq!(count(&t.db, "m0001").await, 1);
+    assert_eq!(
+        count(&t.db, "m0002").await,
+        1,
+        "the killed attempt never got to its write"
+    );
+    let record = record(&t.db, "0002").await.unwrap();
+    assert_eq!(record.get_str("state"), Ok("applied"));
+    assert_eq!(record.get_i64("attempts"), Ok(2), "{record:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Lets migration 0002 of group `bg_order` finish.
+static GATE: AtomicBool = AtomicBool::new(false);
+
+#[migration(id = "0001", description = "Needed at start", group = "bg_order")]
+async fn order_needed(ctx: &mut MigrationContext) -> MigrationResult {
+    bump(ctx.database(), "o0001").await?;
+    Ok(())
+}
+
+#[migration(
+    id = "0002",
+    description = "Slow background build",
+    group = "bg_order",
+    background
+)]
+async fn order_background(ctx: &mut MigrationContext) -> MigrationResult {
+    while !GATE.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bump(ctx.database(), "o0002").await?;
+    Ok(())
+}
+
+#[migration(
+    id = "0003",
+    description = "After the background one",
+    group = "bg_order"
+)]
+async fn order_after(ctx: &mut MigrationContext) -> MigrationResult {
+    assert_eq!(
+        count(ctx.database(), "o0002").await,
+        1,
+        "0002 ran before 0003"
+    );
+    bump(ctx.database(), "o0003").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_up_returns_and_later_migrations_keep_their_order() {
+    let _turn = TURN.lock().await;
+    let t = TestDb::new("bg_order").await;
+    let migrator = Migrator::new(t.db.clone()).group("bg_order");
+    let started = Instant::now();
+    let report = migrator.apply_all().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let ids = |ids: &[schema_runtime::MigrationId]| {
+        ids.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(ids(&report.background), ["0002", "0003"]);
+    assert!(report.runs_background && report.took_lock);
+
+    // Another process starting now needs nothing more either, and leaves the work to the holder.
+    let other = Migrator::new(t.db.clone())
+        .group("bg_order")
+        .apply_all()
+        .await
+        .unwrap();
+    assert!(other.applied.is_empty());
+    assert_eq!(ids(&other.background), ["0002", "0003"]);
+    assert!(!other.runs_background && !other.took_lock);
+    // While it runs: the status says what the application may start without, and what runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = migrator.status().await;
+        if !status.running.is_empty() || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (status.pending, status.pending_background),
+        (2, 2),
+        "{status:?}"
+    );
+    assert_eq!(status.running.len(), 1, "{status:?}");
+    assert_eq!(status.running[0].id, "0002");
+    assert!(status.running[0].background);
+    assert_eq!(status.running[0].attempt, 1);
+    assert_eq!(count(&t.db, "o0003").await, 0, "0003 waits for 0002");
+
+    GATE.store(true, Ordering::SeqCst);
+    let done = migrator
+        .wait_for_background(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        done.applied.is_empty(),
+        "the holder's task applied them: {done:?}"
+    );
+    for id in ["0001", "0002", "0003"] {
+        assert_eq!(count(&t.db, &format!("o{id}")).await, 1);
+    }
+    let status = migrator.status().await;
+    assert_eq!((status.pending, status.pending_background), (0, 0));
+    assert!(status.running.is_empty());
+    let lock: Vec<Document> = schema_tests::documents(&t.db, "schema_versions_lock").await;
+    assert!(
+        lock.iter()
+            .all(|l| l.get("owner").is_none_or(|o| o == &bson::Bson::Null)),
+        "the task released the lock: {lock:?}"
+    );
+}
