@@ -695,6 +695,24 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
+    /// Notes on the lock document that its holder now applies `ids` in the background, as
+    /// `background`: processes that wait on the document's changes wake at once and return
+    /// (start-up needs nothing more), and `unlock` and the lock's state show what it does.
+    /// Best effort: a waiter that misses it finds out at its next look (within 2 s).
+    pub(crate) async fn announce_background(&self, ids: &[String]) {
+        let written = self
+            .lock
+            .collection
+            .update_one(
+                doc! { "_id": LOCK_ID, "owner": &self.lock.owner, "fence": self.fence },
+                doc! { "$set": { "background": ids } },
+            )
+            .await;
+        if let Err(e) = written {
+            tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "could not note the background migrations on the lock");
+        }
+    }
+
     /// The fencing number of this acquisition.
     pub(crate) fn fence(&self) -> i64 {
         self.fence
@@ -783,7 +801,10 @@ impl Lease {
             .collection
             .update_one(
                 doc! { "_id": LOCK_ID, "owner": &self.lock.owner, "fence": self.fence },
-                vec![doc! { "$set": { "owner": Bson::Null, "expires_at": "$$NOW", "released_at": "$$NOW" } }],
+                vec![
+                    doc! { "$set": { "owner": Bson::Null, "expires_at": "$$NOW", "released_at": "$$NOW" } },
+                    doc! { "$unset": "background" },
+                ],
             )
             .await
             .map_err(|e| Error::database("releasing the migration lock", None, e))?;

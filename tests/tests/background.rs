@@ -125,6 +125,22 @@ async fn eight_processes_return_while_one_applies_the_background_migration_exact
     assert!(output.status.success(), "{out} {}", text(&output.stderr));
     assert!(out.contains("runs_background=true"), "{out}");
     assert!(out.contains("background-done"), "{out}");
+    // The holder notes the hand-off on the lock document, so waiters watching it return at
+    // once rather than at their next look (2 s later).
+    let done_at = |out: &str| -> u128 {
+        out.split_whitespace()
+            .find_map(|f| f.strip_prefix("done_at_ms="))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let last = returned
+        .iter()
+        .map(|o| done_at(&text(&o.stdout)))
+        .max()
+        .unwrap();
+    let behind = last.saturating_sub(done_at(&out));
+    println!("the last waiter returned {behind} ms after the holder");
+    assert!(behind < 1_500, "{behind} ms");
     for id in ["0001", "0002"] {
         assert_eq!(count(&t.db, &format!("m{id}")).await, 1, "{id} ran once");
         let record = record(&t.db, id).await.unwrap();

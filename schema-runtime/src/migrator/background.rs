@@ -116,6 +116,8 @@ impl Migrator {
         };
         match lease {
             Some(lease) => {
+                let ids: Vec<String> = background.iter().map(ToString::to_string).collect();
+                lease.announce_background(&ids).await;
                 report.took_lock = true;
                 report.runs_background = true;
                 tracing::info!(
