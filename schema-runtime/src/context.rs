@@ -164,6 +164,7 @@ impl MigrationContext {
             large_collection: self.large_collection,
             progress_bars: self.progress_bars,
             commit_quorum: self.commit_quorum.clone(),
+            record: self.checkpoint.clone(),
         };
         let report = indexes::ensure_indexes_for(&self.database, collection, indexes, &run).await?;
         for spec in indexes {

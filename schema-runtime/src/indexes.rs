@@ -229,6 +229,9 @@ pub(crate) struct IndexRun<'a> {
     pub progress_bars: bool,
     /// `commitQuorum` for `createIndexes` (replica sets), when set.
     pub commit_quorum: Option<Bson>,
+    /// The running migration's record, where a long build's progress is kept (as a checkpoint
+    /// `"<collection> (indexes)"`) for `Migrator::status()` and `/health`.
+    pub record: Option<crate::store::CheckpointTarget>,
 }
 
 impl Default for IndexRun<'_> {
@@ -238,6 +241,7 @@ impl Default for IndexRun<'_> {
             large_collection: crate::migrator::defaults::LARGE_COLLECTION,
             progress_bars: false,
             commit_quorum: None,
+            record: None,
         }
     }
 }
@@ -320,24 +324,18 @@ pub(crate) async fn ensure_indexes_for(
         if let Some(quorum) = &run.commit_quorum {
             command.insert("commitQuorum", quorum.clone());
         }
-        create_with_progress(
-            database,
-            collection,
-            command,
-            &report.created,
-            run.progress_bars,
-        )
-        .await
-        .map_err(|e| {
-            Error::database(
-                format!(
-                    "creating indexes {:?} on collection {collection:?}",
-                    report.created
-                ),
-                migration,
-                e,
-            )
-        })?;
+        create_with_progress(database, collection, command, &report.created, run)
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!(
+                        "creating indexes {:?} on collection {collection:?}",
+                        report.created
+                    ),
+                    migration,
+                    e,
+                )
+            })?;
     }
     Ok(report)
 }
@@ -357,8 +355,9 @@ async fn create_with_progress(
     collection: &str,
     command: Document,
     names: &[String],
-    progress_bars: bool,
+    run: &IndexRun<'_>,
 ) -> mongodb::error::Result<Document> {
+    let progress_bars = run.progress_bars;
     let build = database.run_command(command).into_future();
     tokio::pin!(build);
     let started = std::time::Instant::now();
@@ -386,6 +385,9 @@ async fn create_with_progress(
                             last_log = Some(std::time::Instant::now());
                             let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
                             tracing::info!(collection, indexes = ?names, done, total, rate = rate.round() as u64, "building indexes");
+                            if let Some(record) = &run.record {
+                                keep_progress(record, collection, names, done, total).await;
+                            }
                         }
                     }
                     outcome if !said_none => {
@@ -400,6 +402,27 @@ async fn create_with_progress(
                 }
             }
         }
+    }
+}
+
+/// Keeps a build's progress on the running migration's record, beside the batch checkpoints
+/// (`checkpoints.<collection> (indexes)`: `done`, `total`, `indexes`), so that the status of
+/// another process shows it. Best effort: a failed write only loses the display.
+async fn keep_progress(
+    record: &crate::store::CheckpointTarget,
+    collection: &str,
+    names: &[String],
+    done: u64,
+    total: u64,
+) {
+    let field = format!("checkpoints.{} (indexes)", collection.replace('.', "_"));
+    let progress = doc! { "done": done as i64, "total": total as i64, "indexes": names };
+    if let Err(e) = record
+        .store
+        .checkpoint(&record.key, record.fence, &field, progress, None)
+        .await
+    {
+        tracing::debug!(error = %e, "the index build's progress was not kept on the record");
     }
 }
 

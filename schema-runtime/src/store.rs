@@ -982,6 +982,34 @@ mod tests {
     }
 
     #[test]
+    fn a_running_record_shows_how_far_its_walks_and_index_builds_got() {
+        let record = parse(doc! {
+            "_id": "0007", "state": "running",
+            "checkpoints": {
+                "items": { "last_id": 41, "done": 41_i64, "total": 100_i64 },
+                "events (indexes)": { "done": 16448, "total": 100000, "indexes": ["idx_tenant"] },
+                "odd": "not a checkpoint",
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            record.progress,
+            [
+                Progress {
+                    collection: "items".into(),
+                    done: 41,
+                    total: Some(100)
+                },
+                Progress {
+                    collection: "events (indexes)".into(),
+                    done: 16448,
+                    total: Some(100000)
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn the_fence_floor_ignores_values_outside_the_safe_range() {
         let with_fence = |fence: Option<i64>| MigrationRecord {
             fence,
