@@ -197,6 +197,56 @@ async fn a_killed_background_holder_is_taken_over_and_the_migration_applied_once
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_background_holder_stopped_past_its_lease_records_nothing_when_it_resumes() {
+    let _turn = TURN.lock().await;
+    let t = TestDb::new("bg_stop").await;
+    let dir = pause_dir("stop");
+    let holder = worker(t.name(), 2_000, Some(&dir)).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reached(&dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the background migration never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &holder.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig}");
+    };
+    signal("-STOP");
+
+    // Past its lease another process takes the background migration over and applies it.
+    let next = worker(t.name(), 2_000, None)
+        .arg("--await-background")
+        .output()
+        .unwrap();
+    let out = text(&next.stdout);
+    assert!(next.status.success(), "{out} {}", text(&next.stderr));
+    assert!(out.contains("background-done applied=1"), "{out}");
+    let before = schema_tests::documents(&t.db, "schema_versions").await;
+
+    // The stopped holder resumes: its task finds its lease gone and records nothing; the
+    // process itself goes on (its start-up had succeeded) and ends normally.
+    std::fs::write(dir.join("go"), "").unwrap();
+    signal("-CONT");
+    let resumed = holder.wait_with_output().unwrap();
+    let (out, err) = (text(&resumed.stdout), text(&resumed.stderr));
+    assert!(resumed.status.success(), "{out} {err}");
+    assert!(err.contains("background migrations stopped"), "{err}");
+    assert!(err.contains("lost the migration lock (fence 1)"), "{err}");
+    let after = schema_tests::documents(&t.db, "schema_versions").await;
+    assert_eq!(before, after, "the resumed holder wrote no record");
+    let record = record(&t.db, "0002").await.unwrap();
+    assert_eq!(record.get_i64("attempts"), Ok(2));
+    assert_eq!(record.get_i64("fence"), Ok(2), "{record:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Lets migration 0002 of group `bg_order` finish.
 static GATE: AtomicBool = AtomicBool::new(false);
 
