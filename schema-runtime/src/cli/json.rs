@@ -135,11 +135,17 @@ impl DriftItem {
             collection: finding.collection().to_owned(),
             index: finding.index().map(str::to_owned),
             declared_by: finding.declared_by().map(str::to_owned),
-            declared: finding.declared().map(Bson::into_relaxed_extjson),
-            live: finding.live().map(Bson::into_relaxed_extjson),
+            declared: finding.declared().map(|b| json_of(&b)),
+            live: finding.live().map(|b| json_of(&b)),
             message: finding.to_string(),
         }
     }
+}
+
+/// A BSON value as JSON through serde (the same on bson 2 and 3: numbers as numbers, special
+/// types in their extended JSON form).
+fn json_of(value: &Bson) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 /// What `drift --repair` did with one difference.

@@ -46,7 +46,7 @@ pub(crate) async fn read_live(database: &Database, own: &[String]) -> Result<Liv
         // (<https://www.mongodb.com/docs/manual/reference/command/listCollections/#output>).
         if name.starts_with("system.")
             || own.iter().any(|o| o == name)
-            || entry.get_str("type") == Ok("view")
+            || entry.get_str("type").ok() == Some("view")
         {
             continue;
         }

@@ -230,6 +230,7 @@ impl Migrator {
         self
     }
 
+    #[cfg(feature = "cli")]
     pub(crate) fn allows_destructive(&self) -> bool {
         self.allow_destructive
     }
