@@ -235,6 +235,38 @@ mod tests {
     }
 
     #[test]
+    fn absurd_declarations_are_left_out_without_a_panic() {
+        let document = doc! {
+            "_id": "0001", "state": "applied",
+            "declared": [
+                "not a document", 42, Bson::Null,
+                { "kind": "index" },
+                { "kind": "index", "collection": 7, "key": { "a": 1 }, "name": "x" },
+                { "kind": "index", "collection": "c", "key": "a", "name": "x" },
+                { "kind": "index", "collection": "c", "key": { "a": 1 }, "name": ["x"] },
+                { "kind": "hidden", "collection": "c", "name": "nope", "hidden": "yes" },
+                { "kind": "validator", "collection": "c", "validator": 1 },
+                { "kind": "collection", "collection": "c", "options": "capped" },
+                { "kind": "dropped_index", "collection": "unknown", "name": 3 },
+                { "kind": "something newer", "collection": "c" },
+                { "kind": "index", "collection": "c", "key": { "a": 1 }, "name": "idx_a" },
+            ],
+        };
+        let record = MigrationRecord::from_document(&document, "schema_versions").unwrap();
+        let schema = DeclaredSchema::fold(&[record]);
+        let c = &schema.collections["c"];
+        assert_eq!(c.indexes.keys().collect::<Vec<_>>(), ["idx_a"]);
+        assert!(c.validator.is_none() && c.options.is_empty());
+        // A `declared` that is not an array reads as no declarations at all.
+        let garbage = doc! { "_id": "0002", "state": "applied", "declared": "lots" };
+        let record = MigrationRecord::from_document(&garbage, "schema_versions").unwrap();
+        assert_eq!(
+            DeclaredSchema::fold(&[record]).without_declarations,
+            ["0002"]
+        );
+    }
+
+    #[test]
     fn a_dropped_collection_takes_its_declarations_with_it_and_options_keep_the_validator() {
         let records = vec![
             applied(
