@@ -290,6 +290,20 @@ async fn start_up_returns_and_later_migrations_keep_their_order() {
     let _turn = TURN.lock().await;
     let t = TestDb::new("bg_order").await;
     let migrator = Migrator::new(t.db.clone()).group("bg_order");
+    let (_, plan) = schema_tests::run_cli(&migrator, &["plan"]).await;
+    assert!(
+        plan.contains("0002 Slow background build [background: start-up does not wait for it]"),
+        "{plan}"
+    );
+    let (_, plan) = schema_tests::run_cli(&migrator, &["plan", "--json"]).await;
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let flags: Vec<bool> = plan["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["background"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags, [false, true, false]);
     let started = Instant::now();
     let report = migrator.apply_all().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));

@@ -69,6 +69,7 @@ pub(crate) struct MigrationView {
     pub function: Option<String>,
     pub transaction: bool,
     pub destructive: bool,
+    pub background: bool,
     pub refused: Option<String>,
 }
 
@@ -233,6 +234,7 @@ impl MigrationView {
             function: Some(entry.migration.function()),
             transaction: entry.migration.transaction(),
             destructive: entry.migration.destructive(),
+            background: entry.migration.background(),
             refused,
         }
     }
@@ -253,6 +255,7 @@ impl MigrationView {
             function: record.function.clone(),
             transaction: false,
             destructive: false,
+            background: false,
             refused: None,
         }
     }

@@ -70,6 +70,7 @@
 //!       "applied_at": null, "duration_ms": null, "attempts": 0, "last_error": null,
 //!       "checksum": "9f2c…", "recorded_checksum": null, "checksum_status": null,
 //!       "function": "app::migrations::drop_gadgets", "transaction": false, "destructive": true,
+//!       "background": false,
 //!       "refused": "refused unless --allow-destructive (or AUTO_SCHEMA_DESTRUCTIVE at start-up)" }
 //!   ],
 //!   "problems": []
@@ -801,6 +802,9 @@ async fn plan(
         }
         if entry.migration.destructive() {
             notes.push("destructive".into());
+        }
+        if entry.migration.background() {
+            notes.push("background: start-up does not wait for it".into());
         }
         let refusal = refusal(&plan, entry, transactions);
         let notes = if notes.is_empty() {
