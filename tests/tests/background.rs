@@ -127,20 +127,26 @@ async fn eight_processes_return_while_one_applies_the_background_migration_exact
     assert!(out.contains("background-done"), "{out}");
     // The holder notes the hand-off on the lock document, so waiters watching it return at
     // once rather than at their next look (2 s later).
-    let done_at = |out: &str| -> u128 {
+    // Only processes that were waiting when the holder handed off count: one that started
+    // later (a busy machine starts eight processes slowly) returns at its first read.
+    let field = |out: &str, name: &str| -> u128 {
         out.split_whitespace()
-            .find_map(|f| f.strip_prefix("done_at_ms="))
+            .find_map(|f| f.strip_prefix(name))
             .and_then(|v| v.parse().ok())
             .unwrap()
     };
-    let last = returned
+    let handed_off = field(&out, "done_at_ms=");
+    let behind: Vec<u128> = returned
         .iter()
-        .map(|o| done_at(&text(&o.stdout)))
-        .max()
-        .unwrap();
-    let behind = last.saturating_sub(done_at(&out));
-    println!("the last waiter returned {behind} ms after the holder");
-    assert!(behind < 1_500, "{behind} ms");
+        .map(|o| text(&o.stdout))
+        .filter(|o| {
+            let done = field(o, "done_at_ms=");
+            done.saturating_sub(field(o, "waited_ms=")) < handed_off
+        })
+        .map(|o| field(&o, "done_at_ms=").saturating_sub(handed_off))
+        .collect();
+    println!("waiters returned {behind:?} ms after the holder handed off");
+    assert!(behind.iter().all(|b| *b < 1_500), "{behind:?}");
     for id in ["0001", "0002"] {
         assert_eq!(count(&t.db, &format!("m{id}")).await, 1, "{id} ran once");
         let record = record(&t.db, id).await.unwrap();
