@@ -27,8 +27,17 @@ async fn health(State(migrator): State<Arc<Migrator>>) -> (StatusCode, Json<Valu
     let status = migrator.status().await;
     let (code, word) = if !status.reachable {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-    } else if status.pending > status.pending_background || !status.failed.is_empty() {
+    } else if status.pending > status.pending_background
+        || status
+            .failed
+            .iter()
+            .any(|id| !status.background.contains(id))
+    {
         (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    } else if !status.failed.is_empty() {
+        // Only a background migration failed: the service works; it runs again at the next
+        // start-up. Alert on it rather than take every replica out.
+        (StatusCode::OK, "background_failed")
     } else if status.pending_background > 0 {
         // Only background migrations are left: the service works while they run.
         (StatusCode::OK, "migrating")

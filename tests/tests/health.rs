@@ -167,3 +167,47 @@ async fn health_is_ready_and_migrating_while_only_background_migrations_run() {
     let (code, body) = get_health(migrator).await;
     assert_eq!((code, body["status"].as_str()), (200, Some("ok")), "{body}");
 }
+
+#[migration(id = "0001", description = "Needed at start", group = "health_bg_fail")]
+async fn health_fail_needed(_ctx: &mut MigrationContext) -> MigrationResult {
+    Ok(())
+}
+
+#[migration(
+    id = "0002",
+    description = "A build that fails",
+    group = "health_bg_fail",
+    background
+)]
+async fn health_fail_background(_ctx: &mut MigrationContext) -> MigrationResult {
+    Err("duplicate keys in the way".into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_background_migration_does_not_take_the_service_out() {
+    let t = TestDb::new("health_bg_fail").await;
+    let migrator = Migrator::new(t.db.clone()).group("health_bg_fail");
+    migrator.apply_all().await.unwrap();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (code, body) = get_health(migrator.clone()).await;
+        assert_eq!(code, 200, "{body}");
+        last = body;
+        if last["status"] == "background_failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["status"], "background_failed", "{last}");
+    assert_eq!(last["migrations"]["failed"][0], "0002");
+    assert_eq!(last["migrations"]["background"][0], "0002");
+    // It runs again (and fails again) when awaited, with its error.
+    let error = migrator
+        .wait_for_background(std::time::Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("duplicate keys in the way"),
+        "{error}"
+    );
+}

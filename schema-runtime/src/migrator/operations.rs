@@ -52,6 +52,9 @@ pub struct Health {
     /// pending `#[migration(background)]` one on. `pending - pending_background` is what
     /// start-up still has to apply.
     pub pending_background: usize,
+    /// Those migrations' ids, in order. A failed one among them (in [`failed`](Self::failed)
+    /// too) does not stop the application: it runs again at the next start-up.
+    pub background: Vec<String>,
     /// Migrations whose record says they are running now (a background migration, or a
     /// start-up in progress), with how far their batch walks got; a process that died while
     /// running one also leaves it here until the next holder takes over.
@@ -78,6 +81,7 @@ impl Migrator {
             highest_applied: None,
             pending: 0,
             pending_background: 0,
+            background: Vec::new(),
             running: Vec::new(),
             database_ahead: false,
             unknown: Vec::new(),
@@ -119,6 +123,7 @@ impl Migrator {
         status.highest_applied = plan.highest_applied.as_ref().map(ToString::to_string);
         status.pending = plan.pending().count();
         status.pending_background = plan.background().count();
+        status.background = plan.background().map(|e| e.record_key()).collect();
         let background: Vec<&MigrationId> = plan.background().map(|e| &e.id).collect();
         status.running = plan
             .entries
