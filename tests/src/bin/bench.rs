@@ -72,6 +72,8 @@ async fn hand_written_loop(db: &mongodb::Database, name: &str) {
 }
 
 const ROUNDS: usize = 15;
+/// Rounds of applying 100 migrations (each on a fresh database).
+const APPLY_ROUNDS: usize = 9;
 
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
@@ -143,24 +145,34 @@ async fn main() {
 
     drop(noop_1000_db);
 
-    let t = TestDb::with_client(&client, "bench_apply_100").await;
-    log.reset();
-    let started = Instant::now();
-    let report = Migrator::new(t.db.clone())
-        .group("bulk100")
-        .apply_all()
-        .await
-        .expect("apply");
-    let elapsed = started.elapsed();
-    let commands = log.count();
-    assert_eq!(report.applied.len(), 100);
+    // Median of APPLY_ROUNDS, each on a fresh database, as the peer script measures it.
+    let mut times = Vec::new();
+    let mut commands = 0;
+    let mut names = Vec::new();
+    for round in 0..APPLY_ROUNDS {
+        let t = TestDb::with_client(&client, &format!("bench_apply_100_{round}")).await;
+        log.reset();
+        let started = Instant::now();
+        let report = Migrator::new(t.db.clone())
+            .group("bulk100")
+            .apply_all()
+            .await
+            .expect("apply");
+        times.push(started.elapsed());
+        commands = log.count();
+        names = log.names();
+        assert_eq!(report.applied.len(), 100);
+    }
+    times.sort_unstable();
     println!(
-        "\napplying 100 trivial migrations: {commands} commands ({:.2} per migration), {}",
+        "\napplying 100 trivial migrations, median of {APPLY_ROUNDS} (each on a fresh database): {commands} commands ({:.2} per migration), {} (range {} to {})",
         commands as f64 / 100.0,
-        ms(elapsed)
+        ms(median(times.clone())),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
     );
     let mut kinds: Vec<(String, usize)> = Vec::new();
-    for name in log.names() {
+    for name in names {
         match kinds.iter_mut().find(|(n, _)| *n == name) {
             Some((_, c)) => *c += 1,
             None => kinds.push((name, 1)),
