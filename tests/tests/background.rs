@@ -74,6 +74,18 @@ fn wait_until_running(children: Vec<Child>, left: usize) -> (Vec<Output>, Vec<Ch
     (done, running)
 }
 
+/// Waits until a worker's background migration reached its pause.
+fn wait_for_pause(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reached(dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the background migration never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn reached(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -105,14 +117,7 @@ async fn eight_processes_return_while_one_applies_the_background_migration_exact
     }
     assert!(!dir.join("go").exists());
     let holder = holder.pop().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reached(&dir).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the background migration never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_pause(&dir);
     assert_eq!(reached(&dir), [format!("reached-{}", holder.id())]);
     assert_eq!(
         record(&t.db, "0002").await.unwrap().get_str("state"),
@@ -166,14 +171,7 @@ async fn a_killed_background_holder_is_taken_over_and_the_migration_applied_once
         .collect();
     let (_, mut holder) = wait_until_running(children, 1);
     let holder = holder.pop().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reached(&dir).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the background migration never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_pause(&dir);
     let status = Command::new("kill")
         .args(["-9", &holder.id().to_string()])
         .status()
@@ -209,14 +207,7 @@ async fn a_background_holder_stopped_past_its_lease_records_nothing_when_it_resu
     let t = TestDb::new("bg_stop").await;
     let dir = pause_dir("stop");
     let holder = worker(t.name(), 2_000, Some(&dir)).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reached(&dir).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the background migration never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_pause(&dir);
     let signal = |sig: &str| {
         let status = Command::new("kill")
             .args([sig, &holder.id().to_string()])
