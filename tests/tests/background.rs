@@ -35,6 +35,8 @@ fn worker(db: &str, lease_ms: u64, pause_dir: Option<&Path>) -> Command {
     if let Some(dir) = pause_dir {
         command.env("PAUSE_AT", "0002").env("PAUSE_DIR", dir);
     }
+    // How a waiter waited (change stream or back-off), printed for a late one.
+    command.env("RUST_LOG", "schema_runtime=debug");
     command
 }
 
@@ -151,7 +153,25 @@ async fn eight_processes_return_while_one_applies_the_background_migration_exact
         .map(|o| field(&o, "done_at_ms=").saturating_sub(handed_off))
         .collect();
     println!("waiters returned {behind:?} ms after the holder handed off");
-    assert!(behind.iter().all(|b| *b < 1_500), "{behind:?}");
+    // Waiters on the lock's change stream wake at the hand-off; one that could not open it (or
+    // lost it) waits out its back-off (50 ms doubling, at most 2 s) and may be that late. Most
+    // must be prompt (without the note on the lock, every one of them waits its 2 s look).
+    for output in &returned {
+        let out = text(&output.stdout);
+        let late = field(&out, "done_at_ms=").saturating_sub(handed_off);
+        if late >= 500
+            && field(&out, "done_at_ms=").saturating_sub(field(&out, "waited_ms=")) < handed_off
+        {
+            println!("a late waiter ({late} ms): {out}\n{}", text(&output.stderr));
+        }
+    }
+    let mut sorted = behind.clone();
+    sorted.sort_unstable();
+    assert!(
+        sorted.is_empty() || sorted[sorted.len() / 2] < 500,
+        "the median waiter was late: {behind:?}"
+    );
+    assert!(behind.iter().all(|b| *b < 2_500), "{behind:?}");
     for id in ["0001", "0002"] {
         assert_eq!(count(&t.db, &format!("m{id}")).await, 1, "{id} ran once");
         let record = record(&t.db, id).await.unwrap();
