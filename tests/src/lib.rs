@@ -421,3 +421,12 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// Sends `signal` (`-9`, `-STOP`, `-CONT`) to process `pid` with `kill`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bson::Document;
 use schema_runtime::{MigrationContext, MigrationResult, Migrator, migration};
-use schema_tests::{TestDb, bump, count, record};
+use schema_tests::{TestDb, bump, count, record, signal};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 
@@ -192,11 +192,7 @@ async fn a_killed_background_holder_is_taken_over_and_the_migration_applied_once
     let (_, mut holder) = wait_until_running(children, 1);
     let holder = holder.pop().unwrap();
     wait_for_pause(&dir);
-    let status = Command::new("kill")
-        .args(["-9", &holder.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(holder.id(), "-9");
     let killed = holder.wait_with_output().unwrap();
     assert!(!killed.status.success());
 
@@ -228,14 +224,7 @@ async fn a_background_holder_stopped_past_its_lease_records_nothing_when_it_resu
     let dir = pause_dir("stop");
     let holder = worker(t.name(), 2_000, Some(&dir)).spawn().unwrap();
     wait_for_pause(&dir);
-    let signal = |sig: &str| {
-        let status = Command::new("kill")
-            .args([sig, &holder.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {sig}");
-    };
-    signal("-STOP");
+    signal(holder.id(), "-STOP");
 
     // Past its lease another process takes the background migration over and applies it.
     let next = worker(t.name(), 2_000, None)
@@ -250,7 +239,7 @@ async fn a_background_holder_stopped_past_its_lease_records_nothing_when_it_resu
     // The stopped holder resumes: its task finds its lease gone and records nothing; the
     // process itself goes on (its start-up had succeeded) and ends normally.
     std::fs::write(dir.join("go"), "").unwrap();
-    signal("-CONT");
+    signal(holder.id(), "-CONT");
     let resumed = holder.wait_with_output().unwrap();
     let (out, err) = (text(&resumed.stdout), text(&resumed.stderr));
     assert!(resumed.status.success(), "{out} {err}");

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bson::{Document, doc};
-use schema_tests::{TestDb, count, documents};
+use schema_tests::{TestDb, count, documents, signal};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 
@@ -56,14 +56,6 @@ fn wait_reached(dir: &Path, pid: u32) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
 }
 
 async fn records(db: &mongodb::Database) -> Vec<Document> {

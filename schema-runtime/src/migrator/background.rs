@@ -11,86 +11,15 @@ use schema_id::MigrationId;
 use tracing::Instrument;
 
 use super::exec::release_after;
-use super::{Acquired, Migrator, Report, log_warning};
+use super::{Migrator, Report, log_warning};
 use crate::error::Result;
 use crate::lock::Lease;
-use crate::plan::Plan;
 use crate::registry::Registry;
-use crate::store::highest_fence;
 
 impl Migrator {
-    /// `apply_all` with auto-migration on: applies the migrations needed at start (see
-    /// [`Plan::needed_at_start`]) as `up` does, then leaves the background ones to the lock
-    /// holder's task.
-    pub(super) async fn apply_leaving_background(&self) -> Result<Report> {
-        let registry = self.registry()?;
-        let store = self.store();
-        let records = self.load_with_retries(&store).await?;
-        let mut floor = highest_fence(&records);
-        let plan = Plan::new(&registry, records);
-        // Every pending migration is checked now, background ones included: a refused one
-        // (destructive, out of order) stops start-up rather than a task later.
-        let report = self.check(&plan, None)?;
-        let background = background_ids(&plan);
-        if plan.needed_at_start().next().is_none() {
-            if background.is_empty() {
-                tracing::debug!(applied = report.already_applied.len(), "nothing pending");
-                return Ok(report);
-            }
-            return self
-                .hand_off(registry, report, background, floor, None)
-                .await;
-        }
-        let needed_to = plan.needed_at_start().last().map(|e| e.id.clone());
-        let (lease, waited) = match self
-            .wait_for_lock(floor, |records| {
-                floor = floor.max(highest_fence(&records));
-                let plan = Plan::new(&registry, records);
-                if plan.needed_at_start().next().is_some() {
-                    return Ok(None);
-                }
-                let report = self.check(&plan, None)?;
-                Ok(Some((report, background_ids(&plan))))
-            })
-            .await?
-        {
-            Acquired::Lease(lease, waited) => (lease, waited),
-            Acquired::Finished((mut report, background), waited) => {
-                report.waited = waited;
-                tracing::info!(waited = ?waited, "another process applied the migrations needed at start");
-                if background.is_empty() {
-                    return Ok(report);
-                }
-                return self
-                    .hand_off(registry, report, background, floor, None)
-                    .await;
-            }
-        };
-        let outcome =
-            AssertUnwindSafe(self.apply_locked(&registry, &store, &lease, needed_to.as_ref()))
-                .catch_unwind()
-                .await;
-        let mut report = match outcome {
-            Ok(Ok(report)) => report,
-            // Released with the error (or the panic) as after any locked run.
-            failed => return release_after(lease, failed).await.map(|(report, _)| report),
-        };
-        report.took_lock = true;
-        report.waited = waited;
-        // What `apply_locked` left after the target: the background ones (and any after them).
-        let background = std::mem::take(&mut report.pending);
-        if background.is_empty() {
-            let (mut report, not_released) = release_after(lease, Ok(Ok(report))).await?;
-            report.warnings.extend(not_released);
-            return Ok(report);
-        }
-        self.hand_off(registry, report, background, floor, Some(lease))
-            .await
-    }
-
     /// Leaves `background` to a task of this process when it holds (or can take) the lock, and
     /// otherwise to the process that holds it.
-    async fn hand_off(
+    pub(super) async fn hand_off(
         &self,
         registry: Registry,
         mut report: Report,
@@ -175,8 +104,4 @@ impl Migrator {
     pub async fn wait_for_background(&self, limit: Duration) -> Result<Report> {
         self.clone().max_wait(limit).up(None).await
     }
-}
-
-fn background_ids(plan: &Plan) -> Vec<MigrationId> {
-    plan.background().map(|e| e.id.clone()).collect()
 }

@@ -358,65 +358,107 @@ impl Migrator {
             );
             return Ok(report);
         }
-        let span = tracing::info_span!(
-            "apply_all",
-            database = self.database.name(),
-            group = %self.group,
-        );
-        let report = self.apply_leaving_background().instrument(span).await?;
-        report.warnings.iter().for_each(log_warning);
-        Ok(report)
+        self.run(None, true).await
     }
 
     /// Like [`Migrator::apply_all`], but applies only the pending migrations up to and including
-    /// `to` (all of them with `None`), whatever [`Migrator::auto_migrate`] says.
+    /// `to` (all of them with `None`), whatever [`Migrator::auto_migrate`] says, background ones
+    /// included: it returns when they are applied.
     pub async fn up(&self, to: Option<&MigrationId>) -> Result<Report> {
+        self.run(to, false).await
+    }
+
+    async fn run(&self, to: Option<&MigrationId>, leave_background: bool) -> Result<Report> {
         let span = tracing::info_span!(
             "apply_all",
             database = self.database.name(),
             group = %self.group,
         );
-        let report = self.up_inner(to).instrument(span).await?;
+        let report = self.up_inner(to, leave_background).instrument(span).await?;
         report.warnings.iter().for_each(log_warning);
         Ok(report)
     }
 
-    async fn up_inner(&self, to: Option<&MigrationId>) -> Result<Report> {
+    /// The one run of `apply_all` and `up`: applies what this run needs (see `needed`) under
+    /// the lock, or waits until another process did; with `leave_background`, what comes from
+    /// the first pending background migration on is then left to the lock holder's task
+    /// (`Migrator::hand_off`).
+    async fn up_inner(&self, to: Option<&MigrationId>, leave_background: bool) -> Result<Report> {
         let registry = self.registry()?;
         let store = self.store();
         let records = self.load_with_retries(&store).await?;
-        let floor = highest_fence(&records);
+        let mut floor = highest_fence(&records);
         let plan = Plan::new(&registry, records);
+        // Every pending migration is checked now, background ones included: a refused one
+        // (destructive, out of order) stops start-up rather than a task later.
         let report = self.check(&plan, to)?;
-        if plan.pending_up_to(to).next().is_none() {
-            tracing::debug!(applied = report.already_applied.len(), "nothing pending");
-            return Ok(report);
+        let background = |plan: &Plan| -> Vec<MigrationId> {
+            if leave_background {
+                plan.background().map(|e| e.id.clone()).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        if needed(&plan, to, leave_background).is_empty() {
+            let background = background(&plan);
+            if background.is_empty() {
+                tracing::debug!(applied = report.already_applied.len(), "nothing pending");
+                return Ok(report);
+            }
+            return self
+                .hand_off(registry, report, background, floor, None)
+                .await;
         }
+        let until = match needed(&plan, to, leave_background).last() {
+            Some(last) if leave_background => Some(last.id.clone()),
+            _ => to.cloned(),
+        };
 
         let (lease, waited) = match self
             .wait_for_lock(floor, |records| {
+                floor = floor.max(highest_fence(&records));
                 let plan = Plan::new(&registry, records);
-                if plan.pending_up_to(to).next().is_some() {
+                if !needed(&plan, to, leave_background).is_empty() {
                     return Ok(None);
                 }
-                self.check(&plan, to).map(Some)
+                let report = self.check(&plan, to)?;
+                Ok(Some((report, background(&plan))))
             })
             .await?
         {
             Acquired::Lease(lease, waited) => (lease, waited),
-            Acquired::Finished(mut report, waited) => {
+            Acquired::Finished((mut report, background), waited) => {
                 report.waited = waited;
-                tracing::info!(waited = ?report.waited, "another process applied the pending migrations");
-                return Ok(report);
+                tracing::info!(waited = ?report.waited, "another process applied the pending migrations this run needs");
+                if background.is_empty() {
+                    return Ok(report);
+                }
+                return self
+                    .hand_off(registry, report, background, floor, None)
+                    .await;
             }
         };
 
-        let outcome = AssertUnwindSafe(self.apply_locked(&registry, &store, &lease, to))
-            .catch_unwind()
-            .await;
-        let (mut report, not_released) = release_after(lease, outcome).await?;
+        let outcome =
+            AssertUnwindSafe(self.apply_locked(&registry, &store, &lease, until.as_ref()))
+                .catch_unwind()
+                .await;
+        let mut report = match outcome {
+            Ok(Ok(report)) => report,
+            // Released with the error (or the panic) as after any locked run.
+            failed => return release_after(lease, failed).await.map(|(report, _)| report),
+        };
         report.took_lock = true;
         report.waited = waited;
+        // What `apply_locked` left after the target: with `leave_background`, the background
+        // ones (and any after them), which this process goes on with while it serves.
+        if leave_background && !report.pending.is_empty() {
+            let background = std::mem::take(&mut report.pending);
+            return self
+                .hand_off(registry, report, background, floor, Some(lease))
+                .await;
+        }
+        let (mut report, not_released) = release_after(lease, Ok(Ok(report))).await?;
         report.warnings.extend(not_released);
         Ok(report)
     }
@@ -484,5 +526,19 @@ impl Migrator {
             report.applied.push(applied);
         }
         Ok(report)
+    }
+}
+
+/// The pending migrations a run applies before it returns: those up to `to`, or, when it
+/// leaves background migrations to the lock holder, those before the first pending one.
+fn needed<'a>(
+    plan: &'a Plan,
+    to: Option<&'a MigrationId>,
+    leave_background: bool,
+) -> Vec<&'a crate::plan::PlanEntry> {
+    if leave_background {
+        plan.needed_at_start().collect()
+    } else {
+        plan.pending_up_to(to).collect()
     }
 }

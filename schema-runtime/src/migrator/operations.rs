@@ -122,8 +122,8 @@ impl Migrator {
         let plan = Plan::new(&registry, records);
         status.highest_applied = plan.highest_applied.as_ref().map(ToString::to_string);
         status.pending = plan.pending().count();
-        status.pending_background = plan.background().count();
         status.background = plan.background().map(|e| e.record_key()).collect();
+        status.pending_background = status.background.len();
         let background: Vec<&MigrationId> = plan.background().map(|e| &e.id).collect();
         status.running = plan
             .entries
