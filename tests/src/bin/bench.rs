@@ -2,8 +2,9 @@
 //! - commands sent and wall time of a no-op start-up with 10, 100 and 1,000 registered migrations;
 //! - commands per applied migration when applying 100 trivial ones;
 //! - wall time of 1, 8 and 16 processes (the `worker` binary) starting together on a fresh
-//!   database with 20 migrations, its ratio to one process, and the floor: as many processes
-//!   that only connect and ping;
+//!   database with 20 migrations, its ratio to one process, and two floors: as many processes
+//!   that only connect and ping, and one worker among processes that only connect and ping
+//!   (the many-process time if waiting cost nothing);
 //! - how soon after the lock holder the waiting processes return (p50, p95, max);
 //! - commands per waiting process per second while a holder works for 10 s.
 
@@ -223,14 +224,19 @@ async fn main() {
     };
     println!("\nprocesses starting together on a fresh database with 20 migrations (median of 3):");
     println!(
-        "  {:>9}  {:>10}  {:>13}  {:>26}",
-        "processes", "wall time", "ratio to one", "bare processes (ping only)"
+        "  {:>9}  {:>10}  {:>13}  {:>26}  {:>24}",
+        "processes",
+        "wall time",
+        "ratio to one",
+        "bare processes (ping only)",
+        "one worker + the rest bare"
     );
     let mut one = None;
     let mut after_release: Vec<u128> = Vec::new();
     for processes in [1usize, 8, 16] {
         let mut times = Vec::new();
         let mut bare = Vec::new();
+        let mut one_among_bare = Vec::new();
         for round in 0..3 {
             let t = TestDb::with_client(&client, &format!("bench_p{processes}_{round}")).await;
             let started = Instant::now();
@@ -269,15 +275,35 @@ async fn main() {
                 assert!(child.wait_with_output().unwrap().status.success());
             }
             bare.push(started.elapsed());
+            // The floor of waiting: one process applies the migrations while the others only
+            // connect and ping (what the many-process time would be if waiting cost nothing).
+            let t =
+                TestDb::with_client(&client, &format!("bench_p{processes}_{round}_floor")).await;
+            let started = Instant::now();
+            let mut children = vec![spawn(&["--db", t.name(), "--lease-ms", "10000"], &[])];
+            children.extend((1..processes).map(|_| spawn(&["--db", t.name(), "--ping-only"], &[])));
+            for child in children {
+                assert!(child.wait_with_output().unwrap().status.success());
+            }
+            one_among_bare.push(started.elapsed());
         }
         let wall = median(times);
         let base = *one.get_or_insert(wall);
+        let bare = median(bare);
         println!(
-            "  {processes:>9}  {:>10}  {:>12.2}x  {:>26}",
+            "  {processes:>9}  {:>10}  {:>12.2}x  {:>26}  {:>24}",
             ms(wall),
             wall.as_secs_f64() / base.as_secs_f64(),
-            ms(median(bare))
+            ms(bare),
+            ms(median(one_among_bare))
         );
+        if processes == 16 {
+            let target = base * 2 + bare;
+            println!(
+                "  target for 16 (issue 8): at most twice one process plus the bare floor, {}",
+                ms(target)
+            );
+        }
     }
     after_release.sort_unstable();
     if !after_release.is_empty() {
