@@ -239,17 +239,19 @@ impl VersionStore {
                 e,
             )
         };
-        let cursor = self
+        let mut cursor = self
             .collection
             .find(doc! {})
             .batch_size(LOAD_BATCH_SIZE)
             .await
             .map_err(failed)?;
-        let documents: Vec<Document> = cursor.try_collect().await.map_err(failed)?;
-        documents
-            .iter()
-            .map(|d| MigrationRecord::from_document(d, self.name()))
-            .collect()
+        // Each document is read into its record and dropped before the next one is decoded:
+        // the peak memory of a start-up holds the records, not the records and their documents.
+        let mut records = Vec::new();
+        while let Some(document) = cursor.try_next().await.map_err(failed)? {
+            records.push(MigrationRecord::from_document(&document, self.name())?);
+        }
+        Ok(records)
     }
 
     /// Marks `migration` running under `key` as attempt `attempt`, before its function runs.
