@@ -183,18 +183,22 @@ impl Plan {
             .filter(|r| r.state == RecordState::Applied)
             .filter_map(|r| r.id.clone())
             .max();
-        let mut by_id: HashMap<MigrationId, MigrationRecord> = HashMap::new();
+        // Records stay in one vector; the map holds only their positions (a map of whole records
+        // was most of the heap of a no-op start-up with 1,000 migrations).
+        let mut records: Vec<Option<MigrationRecord>> = records.into_iter().map(Some).collect();
+        let mut by_id: HashMap<MigrationId, usize> = HashMap::with_capacity(records.len());
         let mut unknown = Vec::new();
-        for record in records {
-            let Some(id) = record.id.clone() else {
-                unknown.push(record);
+        for at in 0..records.len() {
+            let Some(id) = records[at].as_ref().and_then(|r| r.id.clone()) else {
+                unknown.extend(records[at].take());
                 continue;
             };
             // Two records for one id ("0001" and "0001_events_init"): the applied one wins.
             match by_id.get(&id) {
-                Some(kept) if kept.state == RecordState::Applied => {}
+                Some(&kept)
+                    if records[kept].as_ref().map(|r| r.state) == Some(RecordState::Applied) => {}
                 _ => {
-                    by_id.insert(id, record);
+                    by_id.insert(id, at);
                 }
             }
         }
@@ -203,7 +207,7 @@ impl Plan {
             .iter()
             .map(|&migration| {
                 let id = migration.id();
-                let record = by_id.remove(&id);
+                let record = by_id.remove(&id).and_then(|at| records[at].take());
                 let state = match &record {
                     Some(r) if r.state == RecordState::Applied => {
                         EntryState::Applied(match &r.checksum {
@@ -224,7 +228,10 @@ impl Plan {
                 }
             })
             .collect();
-        let mut rest: Vec<MigrationRecord> = by_id.into_values().collect();
+        let mut rest: Vec<MigrationRecord> = by_id
+            .into_values()
+            .filter_map(|at| records[at].take())
+            .collect();
         rest.sort_by(|a, b| a.id.cmp(&b.id));
         unknown.extend(rest);
         Plan {
