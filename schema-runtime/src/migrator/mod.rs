@@ -399,7 +399,8 @@ impl Migrator {
                 Vec::new()
             }
         };
-        if needed(&plan, to, leave_background).is_empty() {
+        let needed_now = needed(&plan, to, leave_background);
+        if needed_now.is_empty() {
             let background = background(&plan);
             if background.is_empty() {
                 tracing::debug!(applied = report.already_applied.len(), "nothing pending");
@@ -409,7 +410,7 @@ impl Migrator {
                 .hand_off(registry, report, background, floor, None)
                 .await;
         }
-        let until = match needed(&plan, to, leave_background).last() {
+        let until = match needed_now.last() {
             Some(last) if leave_background => Some(last.id.clone()),
             _ => to.cloned(),
         };
