@@ -118,7 +118,11 @@ impl Batches<'_> {
         };
 
         let (last_id, resumed_from) = match target {
-            Some(t) => read_checkpoint(t, &field).await?,
+            Some(t) => {
+                // The checkpoints are kept on the migration's record: it must exist first.
+                t.recorded().await?;
+                read_checkpoint(t, &field).await?
+            }
             None => (None, 0),
         };
         let transactions =

@@ -417,11 +417,16 @@ async fn keep_progress(
 ) {
     let field = format!("checkpoints.{} (indexes)", collection.replace('.', "_"));
     let progress = doc! { "done": done as i64, "total": total as i64, "indexes": names };
-    if let Err(e) = record
-        .store
-        .checkpoint(&record.key, record.fence, &field, progress, None)
-        .await
-    {
+    let kept = match record.recorded().await {
+        Ok(()) => {
+            record
+                .store
+                .checkpoint(&record.key, record.fence, &field, progress, None)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = kept {
         tracing::debug!(error = %e, "the index build's progress was not kept on the record");
     }
 }

@@ -528,18 +528,23 @@ impl LeaseLock {
         Error::LockTimeout { waited, holder }
     }
 
-    /// The migration the holder of `fence` is running, with its start time, if its record says.
+    /// The migration the holder of `fence` is running, with its start time, if its record (or
+    /// its announcement on the record before it, see `store`) says.
     async fn running_migration(&self, fence: Option<i64>) -> Option<String> {
         let mut filter = doc! { "state": "running" };
         if let Some(fence) = fence {
             filter.insert("fence", fence);
         }
-        let record = self
+        let record = match self
             .versions
             .find_one(filter)
             .sort(doc! { "started_at": -1 })
             .await
-            .ok()??;
+            .ok()?
+        {
+            Some(record) => record,
+            None => self.announced_migration(fence).await?,
+        };
         let id = match record.get("_id") {
             Some(Bson::String(s)) => s.clone(),
             Some(other) => other.to_string(),
@@ -558,6 +563,30 @@ impl LeaseLock {
             ));
         }
         Some(text)
+    }
+
+    /// The latest announcement by the holder of `fence` of a migration that has no record yet,
+    /// shaped as its record.
+    async fn announced_migration(&self, fence: Option<i64>) -> Option<Document> {
+        let mut filter = doc! { "next.id": { "$exists": true } };
+        if let Some(fence) = fence {
+            filter.insert("next.fence", fence);
+        }
+        let latest = self
+            .versions
+            .find_one(filter)
+            .sort(doc! { "next.fence": -1, "next.started_at": -1 })
+            .await
+            .ok()??;
+        let next = latest.get_document("next").ok()?.clone();
+        let id = next.get("id")?.clone();
+        let recorded = self.versions.find_one(doc! { "_id": &id }).await.ok()?;
+        if recorded.is_some() {
+            return None;
+        }
+        let mut record = next;
+        record.insert("_id", id);
+        Some(record)
     }
 
     /// `unlock --force`: rewrites the lease document whole, with a fence above every fence

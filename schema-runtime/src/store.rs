@@ -15,6 +15,26 @@
 //!
 //! Every write is conditional on `fence`, the lock's fencing number (see [`lock`](crate::lock)):
 //! a process whose lease was taken over cannot record anything.
+//!
+//! ## Announced migrations: one write per migration
+//!
+//! A run writes a migration's `running` record before its function runs, except for a migration
+//! that follows another in the same run, has no record yet, and runs outside a transaction: that
+//! one is *announced* on the record of the migration before it, in the same statement that
+//! records that one applied (`next: { id, fence, attempts, host, pid, started_at, description,
+//! checksum, function }`), and its own record is written once, whole, when it ends: inserted
+//! `applied` (carrying the announcement of the one after it), so that a run of trivial
+//! migrations costs one write each. An insert fails on the `_id` of a record that a newer lock
+//! holder wrote meanwhile, so it is fenced like an update: a holder that takes over starts the
+//! announced migration again by writing its `running` record under the higher fence first. An
+//! announced migration gets its `running` record after all as soon as it has run for
+//! [`LATE_START`], keeps a checkpoint, or fails, so that a long migration reads `running` in the
+//! collection as any other. The times of a record inserted whole come from the clock of the
+//! process that ran it (an insert cannot take the server's); every other time is the server's.
+//!
+//! [`VersionStore::load`] reads an announcement whose migration has no record, written by the
+//! latest holder, as that migration's `running` record: status, health and a holder that takes
+//! over see it as they would see the record.
 
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
@@ -32,6 +52,10 @@ pub(crate) const DEFAULT_COLLECTION: &str = "schema_versions";
 /// The first batch of the applied-set query holds every record, so that reading it is a single
 /// command; the server caps a batch at 16 MiB, about 40,000 records.
 const LOAD_BATCH_SIZE: u32 = 100_000;
+
+/// How long an announced migration runs before its `running` record is written (see the module
+/// documentation): a migration that takes longer reads `running` in the collection.
+pub(crate) const LATE_START: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where a migration is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +217,110 @@ pub(crate) struct CheckpointTarget {
     pub store: VersionStore,
     pub key: String,
     pub fence: i64,
+    /// For an announced migration, the `running` record to write before the first checkpoint.
+    pub late: Option<std::sync::Arc<LateStart>>,
+}
+
+impl CheckpointTarget {
+    /// Makes sure the record exists (an announced migration's is written now), so that a
+    /// checkpoint can be kept on it.
+    pub(crate) async fn recorded(&self) -> Result<()> {
+        match &self.late {
+            Some(late) => late.ensure().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A migration started without a record of its own: announced on the record before it.
+#[derive(Debug, Clone)]
+pub(crate) struct Announced {
+    pub key: String,
+    pub fence: i64,
+    pub attempt: i64,
+    pub description: String,
+    pub checksum: String,
+    pub function: String,
+}
+
+impl Announced {
+    fn declared(&self) -> Declared<'_> {
+        Declared {
+            description: &self.description,
+            checksum: &self.checksum,
+            function: self.function.clone(),
+        }
+    }
+
+    /// The `next` field of the record before it; `started_at` is set by the caller.
+    fn marker(&self) -> Document {
+        doc! {
+            "id": &self.key,
+            "fence": self.fence,
+            "attempts": self.attempt,
+            "host": host(),
+            "pid": pid(),
+            "description": &self.description,
+            "checksum": &self.checksum,
+            "function": &self.function,
+        }
+    }
+}
+
+/// The `running` record of an announced migration, written at most once, by whichever comes
+/// first: [`LATE_START`], its first checkpoint, or its failure.
+#[derive(Debug)]
+pub(crate) struct LateStart {
+    store: VersionStore,
+    announced: Announced,
+    written: tokio::sync::OnceCell<()>,
+    tried: std::sync::atomic::AtomicBool,
+}
+
+impl LateStart {
+    pub(crate) fn new(store: VersionStore, announced: Announced) -> Self {
+        LateStart {
+            store,
+            announced,
+            written: tokio::sync::OnceCell::new(),
+            tried: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Writes the `running` record unless it is written. Writing it again is harmless (the
+    /// same fenced upsert), which is how a write that was sent and not awaited is settled.
+    pub(crate) async fn ensure(&self) -> Result<()> {
+        let a = &self.announced;
+        self.written
+            .get_or_try_init(|| async {
+                self.tried.store(true, std::sync::atomic::Ordering::SeqCst);
+                match self
+                    .store
+                    .start(&a.key, &a.declared(), a.fence, a.attempt, false)
+                    .await?
+                {
+                    Started::Running => Ok(()),
+                    Started::AlreadyApplied => Err(Error::LockLost {
+                        migration: MigrationId::parse_prefixed(&a.key),
+                        fence: a.fence,
+                        reason: "a newer lock holder applied it meanwhile".into(),
+                        applied_before: Vec::new(),
+                    }),
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the `running` record was (or may have been) sent: the migration's end must then
+    /// update it rather than insert its record.
+    pub(crate) fn tried(&self) -> bool {
+        self.tried.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn announced(&self) -> &Announced {
+        &self.announced
+    }
 }
 
 /// What a record says of the migration it stands for: written at each start and baseline, so
@@ -248,9 +376,12 @@ impl VersionStore {
         // Each document is read into its record and dropped before the next one is decoded:
         // the peak memory of a start-up holds the records, not the records and their documents.
         let mut records = Vec::new();
+        let mut latest = LatestAnnouncements::default();
         while let Some(document) = cursor.try_next().await.map_err(failed)? {
+            latest.offer(&document);
             records.push(MigrationRecord::from_document(&document, self.name())?);
         }
+        latest.add_running(&mut records);
         Ok(records)
     }
 
@@ -300,6 +431,16 @@ impl VersionStore {
         attempt: i64,
         rerun: bool,
     ) -> std::result::Result<Started, StartError> {
+        if previous.unrecorded.is_some() {
+            // Its record is an insert, another command than this update.
+            self.finish_applied(previous)
+                .await
+                .map_err(StartError::Previous)?;
+            return self
+                .start(key, migration, fence, attempt, rerun)
+                .await
+                .map_err(StartError::This);
+        }
         let (filter, update) = start_update(key, migration, fence, attempt, rerun);
         let command = doc! {
             "update": self.name(),
@@ -424,8 +565,12 @@ impl VersionStore {
     }
 
     /// Marks `key` applied; called only after its function returned `Ok`, by the holder of `fence`.
+    /// An announced migration without a record yet has its record inserted whole.
     pub(crate) async fn finish_applied(&self, write: &AppliedWrite) -> Result<()> {
         let (key, fence) = (write.key.as_str(), write.fence);
+        if let Some(unrecorded) = &write.unrecorded {
+            return self.insert_applied(write, unrecorded).await;
+        }
         self.update_fenced(
             key,
             fence,
@@ -435,6 +580,49 @@ impl VersionStore {
             "recording it as applied",
         )
         .await
+    }
+
+    /// The whole `applied` record of an announced migration that has none. The insert fails on
+    /// a record a newer holder wrote meanwhile (it starts the migration again under its fence
+    /// first): the fence of a record that does not exist yet.
+    async fn insert_applied(&self, write: &AppliedWrite, unrecorded: &Unrecorded) -> Result<()> {
+        let a = unrecorded.late.announced();
+        let now = mongodb::bson::DateTime::now();
+        let mut record = doc! {
+            "_id": &write.key,
+            "description": &a.description,
+            "state": RecordState::Applied.as_str(),
+            "checksum": &a.checksum,
+            "function": &a.function,
+            "host": host(),
+            "pid": pid(),
+            "fence": write.fence,
+            "attempts": a.attempt,
+            "started_at": unrecorded.started_at,
+            "finished_at": now,
+            "applied_at": now,
+            "duration_ms": write.duration_ms,
+            "declared": write.declared.clone(),
+        };
+        if let Some(next) = &write.next {
+            let mut marker = next.marker();
+            marker.insert("started_at", now);
+            record.insert("next", marker);
+        }
+        match self.collection.insert_one(record).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Err(Error::LockLost {
+                migration: MigrationId::parse_prefixed(&write.key),
+                fence: write.fence,
+                reason: "its record was written meanwhile by a newer lock holder, which started it again".into(),
+                applied_before: Vec::new(),
+            }),
+            Err(e) => Err(Error::database(
+                format!("recording it as applied in {}", self.name()),
+                Some(&write.key),
+                e,
+            )),
+        }
     }
 
     /// Like [`VersionStore::finish_applied`], inside `session`'s transaction.
@@ -534,8 +722,20 @@ impl VersionStore {
         .await
     }
 
-    /// Removes `key`'s record after its rollback ran, by the holder of `fence`.
+    /// Removes `key`'s record after its rollback ran, by the holder of `fence`. Announcements
+    /// of it on other records go first: without its record, one would read as its `running`
+    /// record.
     pub(crate) async fn remove(&self, key: &str, fence: i64) -> Result<()> {
+        self.collection
+            .update_many(doc! { "next.id": key }, doc! { "$unset": { "next": "" } })
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!("removing its announcement from {}", self.name()),
+                    Some(key),
+                    e,
+                )
+            })?;
         let result = self
             .collection
             .delete_one(written_by_fence_or_older(key, fence))
@@ -724,15 +924,26 @@ fn running_under(key: &str, fence: i64) -> Document {
 }
 
 fn applied_update(write: &AppliedWrite) -> Document {
-    doc! {
-        "$set": {
-            "state": RecordState::Applied.as_str(),
-            "duration_ms": write.duration_ms,
-            "declared": write.declared.clone(),
-        },
-        "$unset": { "last_error": "", "checkpoints": "" },
-        "$currentDate": { "finished_at": true, "applied_at": true },
+    let mut set = doc! {
+        "state": RecordState::Applied.as_str(),
+        "duration_ms": write.duration_ms,
+        "declared": write.declared.clone(),
+    };
+    let mut unset = doc! { "last_error": "", "checkpoints": "" };
+    let mut now = doc! { "finished_at": true, "applied_at": true };
+    match &write.next {
+        // Field by field: `$currentDate` sets the announcement's start beside them.
+        Some(next) => {
+            for (field, value) in next.marker() {
+                set.insert(format!("next.{field}"), value);
+            }
+            now.insert("next.started_at", true);
+        }
+        None => {
+            unset.insert("next", "");
+        }
     }
+    doc! { "$set": set, "$unset": unset, "$currentDate": now }
 }
 
 fn fenced(matched: u64, key: &str, fence: i64) -> Result<()> {
@@ -795,6 +1006,78 @@ pub(crate) struct AppliedWrite {
     /// What the migration's helpers declared (indexes, validators, ...), stored on the record
     /// as `declared`: the schema the migrations meant, for the drift check.
     pub declared: Vec<Document>,
+    /// Set when the migration was announced and has no record yet: the record is inserted.
+    pub unrecorded: Option<Unrecorded>,
+    /// The migration that starts right after this one without a record, announced on this one.
+    pub next: Option<Announced>,
+}
+
+/// An announced migration that ended without a record: what its inserted record says.
+#[derive(Debug, Clone)]
+pub(crate) struct Unrecorded {
+    pub late: std::sync::Arc<LateStart>,
+    /// When its function started, by this process's clock.
+    pub started_at: mongodb::bson::DateTime,
+}
+
+/// While the records are read: the announcements written last (the highest fence, then the
+/// latest start), of which at most one names a migration without a record.
+#[derive(Default)]
+struct LatestAnnouncements {
+    latest: Vec<(i64, i64, Document)>,
+}
+
+impl LatestAnnouncements {
+    fn offer(&mut self, document: &Document) {
+        let Ok(next) = document.get_document("next") else {
+            return;
+        };
+        let (Some(fence), Ok(_)) = (read_i64(next.get("fence")), next.get_str("id")) else {
+            return;
+        };
+        let started = next
+            .get_datetime("started_at")
+            .map_or(i64::MIN, |d| d.timestamp_millis());
+        let rank = |(f, s, _): &(i64, i64, Document)| (*f, *s);
+        match self.latest.first().map(rank) {
+            Some(best) if best > (fence, started) => {}
+            Some(best) if best == (fence, started) => {
+                self.latest.push((fence, started, next.clone()))
+            }
+            _ => self.latest = vec![(fence, started, next.clone())],
+        }
+    }
+
+    /// Adds the `running` record of an announced migration that has none, when the
+    /// announcement is the latest holder's (no record has a higher fence): a record removed
+    /// by hand under an older announcement does not come back as running.
+    fn add_running(self, records: &mut Vec<MigrationRecord>) {
+        let highest = highest_fence(records);
+        for (fence, _, next) in self.latest {
+            let key = next.get_str("id").unwrap_or_default().to_owned();
+            if fence < highest || records.iter().any(|r| r.key == key) {
+                continue;
+            }
+            records.push(MigrationRecord {
+                id: MigrationId::parse_prefixed(&key),
+                description: next.get_str("description").ok().map(str::to_owned),
+                state: RecordState::Running,
+                checksum: next.get_str("checksum").ok().map(str::to_owned),
+                started_at: next.get_datetime("started_at").ok().copied(),
+                finished_at: None,
+                duration_ms: None,
+                host: next.get_str("host").ok().map(str::to_owned),
+                pid: read_i64(next.get("pid")),
+                attempts: read_i64(next.get("attempts")).unwrap_or(1).max(0),
+                last_error: None,
+                function: next.get_str("function").ok().map(str::to_owned),
+                fence: Some(fence),
+                declared: None,
+                progress: Vec::new(),
+                key,
+            });
+        }
+    }
 }
 
 /// Why [`VersionStore::start_after`] failed: the previous migration could not be recorded
@@ -1083,6 +1366,8 @@ mod tests {
             fence,
             duration_ms: 1,
             declared: Vec::new(),
+            unrecorded: None,
+            next: None,
         };
 
         // Process A (fence 1) started 0005; it was paused and B (fence 2) started it again.
@@ -1160,6 +1445,148 @@ mod tests {
             state(store.read("0007").await.unwrap()),
             ("applied".into(), 3)
         );
+        database.drop().await.unwrap();
+    }
+
+    /// The announced protocol against the server: a migration announced on the record before
+    /// it reads as running, is recorded by one insert, and that insert (and its late `running`
+    /// record) is refused once a newer holder started it again; removing a record removes its
+    /// announcement, and an announcement older than the latest holder's records is not read.
+    #[tokio::test]
+    async fn an_announced_migration_is_recorded_by_one_insert_fenced_like_any_write() {
+        let uri = std::env::var("MONGODB_URI")
+            .expect("MONGODB_URI: run the tests with scripts/test, which starts a server");
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        let database = client.database(&format!("rt_announce_{}", std::process::id()));
+        database.drop().await.unwrap();
+        let store = VersionStore::new(&database, DEFAULT_COLLECTION);
+        let announced = |key: &str, fence| Announced {
+            key: key.to_owned(),
+            fence,
+            attempt: 1,
+            description: format!("migration {key}"),
+            checksum: "c".into(),
+            function: format!("app::m{key}"),
+        };
+        let write = |key: &str, fence, next: Option<Announced>| AppliedWrite {
+            key: key.to_owned(),
+            fence,
+            duration_ms: 1,
+            declared: Vec::new(),
+            unrecorded: None,
+            next,
+        };
+        let inserted = |key: &str, fence, next: Option<Announced>| AppliedWrite {
+            unrecorded: Some(Unrecorded {
+                late: std::sync::Arc::new(LateStart::new(store.clone(), announced(key, fence))),
+                started_at: mongodb::bson::DateTime::now(),
+            }),
+            ..write(key, fence, next)
+        };
+        let loaded = |records: &[MigrationRecord], key: &str| {
+            records
+                .iter()
+                .filter(|r| r.key == key)
+                .map(|r| (r.state, r.fence, r.attempts))
+                .collect::<Vec<_>>()
+        };
+        let raw = |document: Option<Document>| {
+            let d = document.expect("a record");
+            (
+                d.get_str("state").unwrap().to_owned(),
+                read_i64(d.get("fence")).unwrap(),
+                read_i64(d.get("attempts")).unwrap(),
+            )
+        };
+
+        // Holder A (fence 1) ran 0001; 0002 starts announced on its applied record.
+        let first = announced("0001", 1);
+        store
+            .start("0001", &first.declared(), 1, 1, false)
+            .await
+            .unwrap();
+        store
+            .finish_applied(&write("0001", 1, Some(announced("0002", 1))))
+            .await
+            .unwrap();
+        assert_eq!(store.read("0002").await.unwrap(), None);
+        let records = store.load().await.unwrap();
+        assert_eq!(
+            loaded(&records, "0002"),
+            [(RecordState::Running, Some(1), 1)]
+        );
+        let running = records.iter().find(|r| r.key == "0002").unwrap();
+        assert_eq!(running.function.as_deref(), Some("app::m0002"));
+        assert!(running.started_at.is_some(), "{running:?}");
+
+        // 0002 ends: one insert, which announces 0003.
+        store
+            .finish_applied(&inserted("0002", 1, Some(announced("0003", 1))))
+            .await
+            .unwrap();
+        assert_eq!(
+            raw(store.read("0002").await.unwrap()),
+            ("applied".into(), 1, 1)
+        );
+        let records = store.load().await.unwrap();
+        assert_eq!(
+            loaded(&records, "0002"),
+            [(RecordState::Applied, Some(1), 1)]
+        );
+        assert_eq!(
+            loaded(&records, "0003"),
+            [(RecordState::Running, Some(1), 1)]
+        );
+
+        // A is paused in 0003; B (fence 2) takes over and starts it again.
+        store
+            .start("0003", &announced("0003", 2).declared(), 2, 2, false)
+            .await
+            .unwrap();
+        // A resumes: neither its late `running` record nor its insert is written.
+        let late = LateStart::new(store.clone(), announced("0003", 1));
+        let refused = late.ensure().await;
+        assert!(
+            matches!(refused, Err(Error::LockLost { fence: 1, .. })),
+            "{refused:?}"
+        );
+        let refused = store.finish_applied(&inserted("0003", 1, None)).await;
+        assert!(
+            matches!(refused, Err(Error::LockLost { fence: 1, .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            raw(store.read("0003").await.unwrap()),
+            ("running".into(), 2, 2)
+        );
+
+        // B rolls 0003 back: its announcement goes with its record.
+        store.remove("0003", 2).await.unwrap();
+        let records = store.load().await.unwrap();
+        assert_eq!(loaded(&records, "0003"), []);
+        assert!(
+            store
+                .read("0002")
+                .await
+                .unwrap()
+                .unwrap()
+                .get("next")
+                .is_none()
+        );
+
+        // A record removed by hand under an announcement older than the latest holder's
+        // records does not come back as running.
+        store
+            .baseline("0009", &announced("0009", 3).declared(), 3)
+            .await
+            .unwrap();
+        store
+            .collection
+            .delete_one(doc! { "_id": "0002" })
+            .await
+            .unwrap();
+        let records = store.load().await.unwrap();
+        assert_eq!(loaded(&records, "0002"), []);
         database.drop().await.unwrap();
     }
 }

@@ -119,31 +119,57 @@ async fn storm_16_processes_apply_each_migration_exactly_once() {
     );
 }
 
-async fn crash_at(pause_at: &str) {
+/// What the collection says of the migration a killed holder was running.
+enum Died {
+    /// Its `running` record (the first migration of a run, or one that ran past a second).
+    WithRecord,
+    /// Either its `running` record or, when the kill came within its first second, no record
+    /// of its own but its announcement on the record of the migration before it.
+    Either,
+}
+
+async fn crash_at(pause_at: &str, after: Duration, expect: Died) {
     let _turn = TURN.lock().await;
-    let t = TestDb::new(&format!("crash{pause_at}")).await;
-    let dir = pause_dir(&format!("crash{pause_at}"));
+    let t = TestDb::new(&format!("crash{pause_at}_{}", after.as_millis())).await;
+    let dir = pause_dir(&format!("crash{pause_at}_{}", after.as_millis()));
     let holder = worker(t.name(), SHORT_LEASE_MS)
         .env("PAUSE_AT", pause_at)
         .env("PAUSE_DIR", &dir)
         .spawn()
         .unwrap();
     wait_reached(&dir, holder.id());
+    tokio::time::sleep(after).await;
     signal(holder.id(), "-KILL");
     let killed = finish(holder);
     assert!(!killed.status.success());
 
-    let interrupted =
-        t.db.collection::<Document>("schema_versions")
-            .find_one(doc! { "_id": pause_at })
-            .await
-            .unwrap()
-            .unwrap();
-    assert_eq!(
-        interrupted.get_str("state").unwrap(),
-        "running",
-        "it died mid-way"
-    );
+    let versions = t.db.collection::<Document>("schema_versions");
+    let interrupted = versions.find_one(doc! { "_id": pause_at }).await.unwrap();
+    match (&interrupted, expect) {
+        (Some(record), Died::WithRecord | Died::Either) => {
+            assert_eq!(
+                record.get_str("state").unwrap(),
+                "running",
+                "it died mid-way"
+            );
+            assert_eq!(record.get_i64("attempts").unwrap(), 1, "{record:?}");
+        }
+        (None, Died::Either) => {
+            let before = versions
+                .find_one(doc! { "next.id": pause_at })
+                .await
+                .unwrap()
+                .expect("the migration before it announces it");
+            assert_eq!(before.get_str("state").unwrap(), "applied", "{before:?}");
+            let next = before.get_document("next").unwrap();
+            assert_eq!(next.get_i64("attempts").unwrap(), 1, "{before:?}");
+            assert_eq!(
+                next.get_i64("fence").unwrap(),
+                before.get_i64("fence").unwrap()
+            );
+        }
+        (found, _) => panic!("the record of {pause_at} after the kill: {found:?}"),
+    }
 
     // Another process takes over once the dead holder's lease expires.
     let started = Instant::now();
@@ -166,17 +192,23 @@ async fn crash_at(pause_at: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_of_the_holder_at_the_first_migration() {
-    crash_at("0001").await;
+    crash_at("0001", Duration::ZERO, Died::WithRecord).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_of_the_holder_in_the_middle() {
-    crash_at("0010").await;
+    crash_at("0010", Duration::ZERO, Died::Either).await;
+}
+
+/// Past a second, an announced migration has its own `running` record.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_of_the_holder_in_the_middle_of_a_long_migration() {
+    crash_at("0010", Duration::from_millis(2500), Died::WithRecord).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_of_the_holder_at_the_last_migration() {
-    crash_at("0020").await;
+    crash_at("0020", Duration::ZERO, Died::Either).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

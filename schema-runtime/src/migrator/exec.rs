@@ -10,6 +10,7 @@
 //! long it runs.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -25,14 +26,16 @@ use crate::error::{BoxError, Cause, Error, Result};
 use crate::lock::Lease;
 use crate::plan::PlanEntry;
 use crate::registry::MigrationFuture;
-use crate::store::{AppliedWrite, StartError, Started, VersionStore};
+use crate::store::{
+    Announced, AppliedWrite, LATE_START, LateStart, StartError, Started, Unrecorded, VersionStore,
+};
 use crate::wire::start_majority_transaction;
 
 /// How [`Migrator::apply_one`] ended.
 pub(crate) enum Step {
     /// Applied. With `Some`, its `applied` record is not written yet: it was held back (`defer`)
     /// to go out with the next migration's `running` record, in one command.
-    Applied(AppliedMigration, Option<AppliedWrite>),
+    Applied(AppliedMigration, Option<Box<AppliedWrite>>),
     /// Another process applied it meanwhile; it did not run.
     AlreadyApplied,
 }
@@ -88,6 +91,39 @@ impl Migrator {
         // An applied entry is here only to run again (`redo`).
         let rerun = !entry.is_pending();
         let declared = migration.declared();
+        // One write for this migration instead of two (see `store`): announced on the record
+        // of the one before, which is written now, and recorded when it ends.
+        if let Some(previous) = previous
+            && defer
+            && entry.record.is_none()
+            && !rerun
+            && !migration.transaction()
+        {
+            let announced = Announced {
+                key: key.clone(),
+                fence,
+                attempt,
+                description: declared.description.to_owned(),
+                checksum: declared.checksum.to_owned(),
+                function: declared.function.clone(),
+            };
+            let mut write = previous.clone();
+            write.next = Some(announced.clone());
+            if let Err(e) = store.finish_applied(&write).await {
+                record_failure(store, previous, &e).await;
+                return Stepped {
+                    previous_recorded: false,
+                    step: Err(e),
+                };
+            }
+            let late = Arc::new(LateStart::new(store.clone(), announced));
+            return Stepped {
+                previous_recorded: true,
+                step: self
+                    .run_and_record(store, lease, entry, &key, attempt, defer, Some(late))
+                    .await,
+            };
+        }
         let started = match previous {
             None => store.start(&key, &declared, fence, attempt, rerun).await,
             Some(previous) => {
@@ -97,7 +133,7 @@ impl Migrator {
                 {
                     Ok(started) => Ok(started),
                     Err(StartError::Previous(e)) => {
-                        record_failure(store, &previous.key, fence, previous.duration_ms, &e).await;
+                        record_failure(store, previous, &e).await;
                         return Stepped {
                             previous_recorded: false,
                             step: Err(e),
@@ -114,7 +150,7 @@ impl Migrator {
                 Ok(Step::AlreadyApplied)
             }
             Ok(Started::Running) => {
-                self.run_and_record(store, lease, entry, &key, attempt, defer)
+                self.run_and_record(store, lease, entry, &key, attempt, defer, None)
                     .await
             }
         };
@@ -124,7 +160,8 @@ impl Migrator {
         }
     }
 
-    /// Runs the started migration and records how it ended.
+    /// Runs the started (or announced: `late`) migration and records how it ended.
+    #[allow(clippy::too_many_arguments)]
     async fn run_and_record(
         &self,
         store: &VersionStore,
@@ -133,12 +170,13 @@ impl Migrator {
         key: &str,
         attempt: i64,
         defer: bool,
+        late: Option<Arc<LateStart>>,
     ) -> Result<Step> {
         let migration = entry.migration;
         let fence = lease.fence();
         let started = Instant::now();
         match self
-            .run_attempt(store, lease, entry, key, attempt, defer)
+            .run_attempt(store, lease, entry, key, attempt, defer, late.clone())
             .await
         {
             Ok(held_back) => {
@@ -151,11 +189,22 @@ impl Migrator {
                         duration,
                         attempt,
                     },
-                    held_back,
+                    held_back.map(Box::new),
                 ))
             }
             Err(error) => {
-                record_failure(store, key, fence, millis(started.elapsed()), &error).await;
+                let failed = AppliedWrite {
+                    key: key.to_owned(),
+                    fence,
+                    duration_ms: millis(started.elapsed()),
+                    declared: Vec::new(),
+                    unrecorded: late.map(|late| Unrecorded {
+                        late,
+                        started_at: mongodb::bson::DateTime::now(),
+                    }),
+                    next: None,
+                };
+                record_failure(store, &failed, &error).await;
                 Err(error)
             }
         }
@@ -163,6 +212,7 @@ impl Migrator {
 
     /// Runs the function (again, after a transient transaction error) and records it applied,
     /// or with `defer` (and no transaction) returns the `applied` record to write.
+    #[allow(clippy::too_many_arguments)]
     async fn run_attempt(
         &self,
         store: &VersionStore,
@@ -171,6 +221,7 @@ impl Migrator {
         key: &str,
         attempt: i64,
         defer: bool,
+        late: Option<Arc<LateStart>>,
     ) -> Result<Option<AppliedWrite>> {
         let migration = entry.migration;
         let id = entry.id.as_str();
@@ -185,6 +236,7 @@ impl Migrator {
         tracing::info!(attempt, transaction = migration.transaction(), "applying");
         loop {
             let started = Instant::now();
+            let started_at = mongodb::bson::DateTime::now();
             let mut context = MigrationContext::for_migration(
                 self.database().clone(),
                 &entry.id,
@@ -196,21 +248,43 @@ impl Migrator {
                 store: store.clone(),
                 key: key.to_owned(),
                 fence,
+                late: late.clone(),
             });
             if migration.transaction() {
                 context.set_session(self.start_transaction(id).await?);
             }
-            let ended = run_guarded(lease, deadline, migration.run(&mut context)).await;
+            let run = migration.run(&mut context);
+            let ended = match &late {
+                None => run_guarded(lease, deadline, run).await,
+                Some(late) => {
+                    run_guarded(lease, deadline, Box::pin(starting_late(late, run))).await
+                }
+            };
             let mut session = context.take_session();
             let declared = context.take_declared();
             let duration_ms = millis(started.elapsed());
             let error = match ended {
                 Ended::Returned => {
+                    // An announced migration whose `running` record was sent updates it; one
+                    // that ended before is inserted whole.
+                    let unrecorded = match &late {
+                        Some(late) if late.tried() => {
+                            late.ensure().await?;
+                            None
+                        }
+                        Some(late) => Some(Unrecorded {
+                            late: late.clone(),
+                            started_at,
+                        }),
+                        None => None,
+                    };
                     let write = AppliedWrite {
                         key: key.to_owned(),
                         fence,
                         duration_ms,
                         declared,
+                        unrecorded,
+                        next: None,
                     };
                     let Some(session) = session.as_mut() else {
                         if defer {
@@ -276,16 +350,12 @@ impl Migrator {
     }
 }
 
-/// Records that the migration of `key` failed with `error` (its whole text, scrubbed), by the
-/// holder of `fence`: a record that a newer holder owns is left alone. A failure to record it
-/// is logged; the caller returns the original error.
-pub(crate) async fn record_failure(
-    store: &VersionStore,
-    key: &str,
-    fence: i64,
-    duration_ms: i64,
-    error: &Error,
-) {
+/// Records that the migration of `write` failed with `error` (its whole text, scrubbed), by
+/// the holder of its fence: a record that a newer holder owns is left alone. An announced
+/// migration gets its `running` record first. A failure to record it is logged; the caller
+/// returns the original error.
+pub(crate) async fn record_failure(store: &VersionStore, write: &AppliedWrite, error: &Error) {
+    let (key, fence, duration_ms) = (write.key.as_str(), write.fence, write.duration_ms);
     let text = match error {
         Error::LockLost { reason, .. } => format!("interrupted: {reason}"),
         Error::MigrationFailed { message, .. } => message.clone(),
@@ -293,6 +363,12 @@ pub(crate) async fn record_failure(
     };
     let text = crate::redact::scrub(&text);
     tracing::error!(duration_ms, error = %text, "failed");
+    if let Some(unrecorded) = &write.unrecorded
+        && let Err(e) = unrecorded.late.ensure().await
+    {
+        tracing::warn!(error = %e, "the failure could not be recorded");
+        return;
+    }
     if let Err(e) = store.finish_failed(key, fence, duration_ms, &text).await {
         tracing::warn!(error = %e, "the failure could not be recorded");
     }
@@ -430,6 +506,27 @@ pub(crate) async fn run_guarded(
         },
         reason = lease.lost() => Ended::LeaseLost(reason),
         () = timeout => Ended::TimedOut,
+    }
+}
+
+/// An announced migration's future, which writes its `running` record once it has run for
+/// [`LATE_START`]. A write cut off when the migration ends is settled by the caller
+/// ([`LateStart::tried`]).
+async fn starting_late(
+    late: &LateStart,
+    run: MigrationFuture<'_>,
+) -> std::result::Result<(), BoxError> {
+    let start = async {
+        tokio::time::sleep(LATE_START).await;
+        if let Err(e) = late.ensure().await {
+            // The end of the migration writes it again and fails the same way, or its record.
+            tracing::warn!(error = %e, "the running record could not be written");
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        outcome = run => outcome,
+        () = start => unreachable!("the late start never ends"),
     }
 }
 

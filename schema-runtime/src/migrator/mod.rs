@@ -492,7 +492,8 @@ impl Migrator {
                 .collect::<Vec<_>>()
         };
         // The `applied` record of the migration that ran last, held back to go out with the
-        // next one's `running` record: one command per applied migration.
+        // next one's start: its announcement (see `store`) or its `running` record. One
+        // command per applied migration, and for a run of plain migrations one write.
         let mut held_back: Option<(AppliedWrite, AppliedMigration)> = None;
         for entry in plan.pending_up_to(to) {
             if let Some(highest) = &plan.highest_applied
@@ -514,14 +515,14 @@ impl Migrator {
             }
             match stepped.step {
                 Ok(Step::Applied(applied, None)) => report.applied.push(applied),
-                Ok(Step::Applied(applied, Some(write))) => held_back = Some((write, applied)),
+                Ok(Step::Applied(applied, Some(write))) => held_back = Some((*write, applied)),
                 Ok(Step::AlreadyApplied) => report.already_applied.push(entry.id.clone()),
                 Err(e) => return Err(e.after_applying(&applied_ids(&report))),
             }
         }
         if let Some((write, applied)) = held_back {
             if let Err(e) = store.finish_applied(&write).await {
-                exec::record_failure(store, &write.key, write.fence, write.duration_ms, &e).await;
+                exec::record_failure(store, &write, &e).await;
                 return Err(e.after_applying(&applied_ids(&report)));
             }
             report.applied.push(applied);
