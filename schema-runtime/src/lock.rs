@@ -565,27 +565,33 @@ impl LeaseLock {
         Some(text)
     }
 
-    /// The latest announcement by the holder of `fence` of a migration that has no record yet,
-    /// shaped as its record.
+    /// The latest announcement by the holder of `fence` of a migration that has no record yet
+    /// (`next` on the record before it, see `store`), shaped as its record.
     async fn announced_migration(&self, fence: Option<i64>) -> Option<Document> {
-        let mut filter = doc! { "next.id": { "$exists": true } };
+        let mut filter = doc! { "next": { "$type": "string" } };
         if let Some(fence) = fence {
-            filter.insert("next.fence", fence);
+            filter.insert("fence", fence);
         }
         let latest = self
             .versions
             .find_one(filter)
-            .sort(doc! { "next.fence": -1, "next.started_at": -1 })
+            .sort(doc! { "fence": -1, "finished_at": -1 })
             .await
             .ok()??;
-        let next = latest.get_document("next").ok()?.clone();
-        let id = next.get("id")?.clone();
-        let recorded = self.versions.find_one(doc! { "_id": &id }).await.ok()?;
-        if recorded.is_some() {
+        let id = latest.get_str("next").ok()?;
+        if self
+            .versions
+            .find_one(doc! { "_id": id })
+            .await
+            .ok()?
+            .is_some()
+        {
             return None;
         }
-        let mut record = next;
-        record.insert("_id", id);
+        let mut record = doc! { "_id": id };
+        if let Ok(started) = latest.get_datetime("finished_at") {
+            record.insert("started_at", *started);
+        }
         Some(record)
     }
 

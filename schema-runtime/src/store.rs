@@ -21,8 +21,8 @@
 //! A run writes a migration's `running` record before its function runs, except for a migration
 //! that follows another in the same run, has no record yet, and runs outside a transaction: that
 //! one is *announced* on the record of the migration before it, in the same statement that
-//! records that one applied (`next: { id, fence, attempts, host, pid, started_at, description,
-//! checksum, function }`), and its own record is written once, whole, when it ends: inserted
+//! records that one applied (`next: "<its id>"`; its fence, host, process and start are those of
+//! the record that names it, its attempt the first), and its own record is written once, whole, when it ends: inserted
 //! `applied` (carrying the announcement of the one after it), so that a run of trivial
 //! migrations costs one write each. An insert fails on the `_id` of a record that a newer lock
 //! holder wrote meanwhile, so it is fenced like an update: a holder that takes over starts the
@@ -249,20 +249,6 @@ impl Announced {
             description: &self.description,
             checksum: &self.checksum,
             function: self.function.clone(),
-        }
-    }
-
-    /// The `next` field of the record before it; `started_at` is set by the caller.
-    fn marker(&self) -> Document {
-        doc! {
-            "id": &self.key,
-            "fence": self.fence,
-            "attempts": self.attempt,
-            "host": host(),
-            "pid": pid(),
-            "description": &self.description,
-            "checksum": &self.checksum,
-            "function": &self.function,
         }
     }
 }
@@ -605,9 +591,7 @@ impl VersionStore {
             "declared": write.declared.clone(),
         };
         if let Some(next) = &write.next {
-            let mut marker = next.marker();
-            marker.insert("started_at", now);
-            record.insert("next", marker);
+            record.insert("next", &next.key);
         }
         match self.collection.insert_one(record).await {
             Ok(_) => Ok(()),
@@ -727,7 +711,7 @@ impl VersionStore {
     /// record.
     pub(crate) async fn remove(&self, key: &str, fence: i64) -> Result<()> {
         self.collection
-            .update_many(doc! { "next.id": key }, doc! { "$unset": { "next": "" } })
+            .update_many(doc! { "next": key }, doc! { "$unset": { "next": "" } })
             .await
             .map_err(|e| {
                 Error::database(
@@ -768,7 +752,7 @@ impl VersionStore {
                 "fence": fence,
                 "baseline": true,
             },
-            "$unset": { "last_error": "", "duration_ms": "" },
+            "$unset": { "last_error": "", "duration_ms": "", "next": "" },
             "$currentDate": { "finished_at": true, "applied_at": true },
             "$setOnInsert": { "attempts": 0_i64 },
         };
@@ -823,6 +807,7 @@ impl VersionStore {
                     "accepted.by": by,
                 },
                 "$currentDate": { "accepted.at": true },
+                "$unset": { "next": "" },
             },
             None,
             "recording the accepted checksum",
@@ -853,6 +838,7 @@ impl VersionStore {
             doc! {
                 "$set": { "declared": declared, "declared_from": "scratch run", "fence": fence },
                 "$currentDate": { "declared_at": true },
+                "$unset": { "next": "" },
             },
             None,
             "recording the declarations",
@@ -930,20 +916,19 @@ fn applied_update(write: &AppliedWrite) -> Document {
         "declared": write.declared.clone(),
     };
     let mut unset = doc! { "last_error": "", "checkpoints": "" };
-    let mut now = doc! { "finished_at": true, "applied_at": true };
     match &write.next {
-        // Field by field: `$currentDate` sets the announcement's start beside them.
         Some(next) => {
-            for (field, value) in next.marker() {
-                set.insert(format!("next.{field}"), value);
-            }
-            now.insert("next.started_at", true);
+            set.insert("next", &next.key);
         }
         None => {
             unset.insert("next", "");
         }
     }
-    doc! { "$set": set, "$unset": unset, "$currentDate": now }
+    doc! {
+        "$set": set,
+        "$unset": unset,
+        "$currentDate": { "finished_at": true, "applied_at": true },
+    }
 }
 
 fn fenced(matched: u64, key: &str, fence: i64) -> Result<()> {
@@ -985,7 +970,7 @@ fn start_update(
             "fence": fence,
             "attempts": attempt,
         },
-        "$unset": { "finished_at": "", "duration_ms": "" },
+        "$unset": { "finished_at": "", "duration_ms": "", "next": "" },
         "$currentDate": { "started_at": true },
     };
     let mut filter = written_by_fence_or_older(key, fence);
@@ -1020,32 +1005,45 @@ pub(crate) struct Unrecorded {
     pub started_at: mongodb::bson::DateTime,
 }
 
-/// While the records are read: the announcements written last (the highest fence, then the
-/// latest start), of which at most one names a migration without a record.
+/// While the records are read: the announcement written last, the only one that can name a
+/// migration without a record. A run applies in id order and announces each migration on the
+/// record of the one before, so the latest announcement is on the record with the highest
+/// fence and, among those, the highest id (every other write that sets a record's fence removes
+/// its `next`).
 #[derive(Default)]
 struct LatestAnnouncements {
-    latest: Vec<(i64, i64, Document)>,
+    latest: Option<Announcement>,
+}
+
+/// A `next` field and what the record that holds it says of the announced migration's run.
+struct Announcement {
+    on: (i64, Option<MigrationId>, String),
+    key: String,
+    at: Option<mongodb::bson::DateTime>,
+    host: Option<String>,
+    pid: Option<i64>,
 }
 
 impl LatestAnnouncements {
     fn offer(&mut self, document: &Document) {
-        let Ok(next) = document.get_document("next") else {
+        let (Ok(key), Some(fence), Ok(on)) = (
+            document.get_str("next"),
+            read_i64(document.get("fence")),
+            document.get_str("_id"),
+        ) else {
             return;
         };
-        let (Some(fence), Ok(_)) = (read_i64(next.get("fence")), next.get_str("id")) else {
+        let on = (fence, MigrationId::parse_prefixed(on), on.to_owned());
+        if self.latest.as_ref().is_some_and(|l| l.on >= on) {
             return;
-        };
-        let started = next
-            .get_datetime("started_at")
-            .map_or(i64::MIN, |d| d.timestamp_millis());
-        let rank = |(f, s, _): &(i64, i64, Document)| (*f, *s);
-        match self.latest.first().map(rank) {
-            Some(best) if best > (fence, started) => {}
-            Some(best) if best == (fence, started) => {
-                self.latest.push((fence, started, next.clone()))
-            }
-            _ => self.latest = vec![(fence, started, next.clone())],
         }
+        self.latest = Some(Announcement {
+            on,
+            key: key.to_owned(),
+            at: document.get_datetime("finished_at").ok().copied(),
+            host: document.get_str("host").ok().map(str::to_owned),
+            pid: read_i64(document.get("pid")),
+        });
     }
 
     /// Adds the `running` record of an announced migration that has none, when the
@@ -1053,28 +1051,29 @@ impl LatestAnnouncements {
     /// by hand under an older announcement does not come back as running.
     fn add_running(self, records: &mut Vec<MigrationRecord>) {
         let highest = highest_fence(records);
-        for (fence, _, next) in self.latest {
-            let key = next.get_str("id").unwrap_or_default().to_owned();
-            if fence < highest || records.iter().any(|r| r.key == key) {
-                continue;
+        if let Some(a) = self.latest {
+            let fence = a.on.0;
+            if fence < highest || records.iter().any(|r| r.key == a.key) {
+                return;
             }
             records.push(MigrationRecord {
-                id: MigrationId::parse_prefixed(&key),
-                description: next.get_str("description").ok().map(str::to_owned),
+                id: MigrationId::parse_prefixed(&a.key),
+                description: None,
                 state: RecordState::Running,
-                checksum: next.get_str("checksum").ok().map(str::to_owned),
-                started_at: next.get_datetime("started_at").ok().copied(),
+                checksum: None,
+                started_at: a.at,
                 finished_at: None,
                 duration_ms: None,
-                host: next.get_str("host").ok().map(str::to_owned),
-                pid: read_i64(next.get("pid")),
-                attempts: read_i64(next.get("attempts")).unwrap_or(1).max(0),
+                host: a.host,
+                pid: a.pid,
+                // Only a migration without a record is announced: its first attempt.
+                attempts: 1,
                 last_error: None,
-                function: next.get_str("function").ok().map(str::to_owned),
+                function: None,
                 fence: Some(fence),
                 declared: None,
                 progress: Vec::new(),
-                key,
+                key: a.key,
             });
         }
     }
@@ -1516,7 +1515,7 @@ mod tests {
             [(RecordState::Running, Some(1), 1)]
         );
         let running = records.iter().find(|r| r.key == "0002").unwrap();
-        assert_eq!(running.function.as_deref(), Some("app::m0002"));
+        assert_eq!(running.pid, Some(i64::from(std::process::id())));
         assert!(running.started_at.is_some(), "{running:?}");
 
         // 0002 ends: one insert, which announces 0003.
