@@ -710,27 +710,18 @@ impl VersionStore {
     /// of it on other records go first: without its record, one would read as its `running`
     /// record.
     pub(crate) async fn remove(&self, key: &str, fence: i64) -> Result<()> {
+        let failed = |what: &'static str| {
+            move |e| Error::database(format!("{what} {}", self.name()), Some(key), e)
+        };
         self.collection
             .update_many(doc! { "next": key }, doc! { "$unset": { "next": "" } })
             .await
-            .map_err(|e| {
-                Error::database(
-                    format!("removing its announcement from {}", self.name()),
-                    Some(key),
-                    e,
-                )
-            })?;
+            .map_err(failed("removing its announcement from"))?;
         let result = self
             .collection
             .delete_one(written_by_fence_or_older(key, fence))
             .await
-            .map_err(|e| {
-                Error::database(
-                    format!("removing the record from {}", self.name()),
-                    Some(key),
-                    e,
-                )
-            })?;
+            .map_err(failed("removing the record from"))?;
         fenced(result.deleted_count, key, fence)
     }
 
