@@ -88,13 +88,6 @@ pub(crate) fn expand(model: &Model, sig: &Signature, func: TokenStream) -> Token
         #marker_item
 
         const _: () = {
-            fn __schema_migration_run(
-                context: &mut #krate::MigrationContext,
-            ) -> #krate::__private::MigrationFuture<'_> {
-                #param_check
-                #call
-            }
-
             #down_fn
 
             #krate::__private::inventory::submit! {
@@ -113,7 +106,10 @@ pub(crate) fn expand(model: &Model, sig: &Signature, func: TokenStream) -> Token
                         background: #background,
                         timeout_ms: #timeout_ms,
                     },
-                    __schema_migration_run,
+                    |context| {
+                        #param_check
+                        #call
+                    },
                     #down_value,
                 )
             }

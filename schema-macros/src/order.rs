@@ -57,7 +57,9 @@ fn declarations_in_invoking_file() -> Option<Arc<Vec<Declaration>>> {
         return Some(found.clone());
     }
     let source = std::fs::read_to_string(&key.0).ok()?;
-    let tokens = TokenStream::from_str(&source).ok()?;
+    // The compiler's own lexer: `proc_macro2`'s `from_str` would first check the whole file
+    // with its own (unoptimized, in a debug build) lexer as well.
+    let tokens = TokenStream::from(proc_macro::TokenStream::from_str(&source).ok()?);
     let mut found = Vec::new();
     scan(tokens, &mut found);
     let found = Arc::new(found);
@@ -117,7 +119,8 @@ fn migration_attribute(tokens: TokenStream) -> Option<(String, String)> {
             if eq.as_char() != '=' {
                 continue;
             }
-            let Ok(value) = syn::parse_str::<syn::LitStr>(&value.to_string()) else {
+            // Read from the token itself, not by lexing its text again.
+            let syn::Lit::Str(value) = syn::Lit::new(value.clone()) else {
                 continue;
             };
             if key == symbol::ID {

@@ -2,9 +2,9 @@
 //! (20 migrations, each adding one to its own counter document) or a `bulk*` group to the
 //! database it is given, like an API or worker process at start-up.
 //!
-//! Output, on success: `ok applied=N already=M recorded=R took_lock=B waited_ms=W
+//! Output, on success: `ok applied=N already=M [recorded=R] took_lock=B waited_ms=W
 //! done_at_ms=T [commands=C]` where `recorded` is the number of applied records read right after
-//! `apply_all` returned, `T` the Unix time in ms when it returned, and `C` (with
+//! `apply_all` returned (left out with `--no-count`), `T` the Unix time in ms when it returned, and `C` (with
 //! `COUNT_COMMANDS=1`) the number of commands the process sent in `apply_all`.
 //! On failure: the error on stderr, exit code 2 when the process lost its lock, 1 otherwise.
 //!
@@ -120,6 +120,10 @@ struct Args {
     /// Only connect and ping, then exit: the floor of a process's start-up cost.
     #[arg(long)]
     ping_only: bool,
+    /// Do not count the applied records after `apply_all` (`recorded=` is then absent): the
+    /// benchmark times start-ups alone, without the tests' check.
+    #[arg(long)]
+    no_count: bool,
     /// After the `ok` line, wait up to this long for the background migrations
     /// (`Migrator::wait_for_background`) and print `background-done applied=N`.
     #[arg(long)]
@@ -187,16 +191,21 @@ async fn run(
     let names = log.map(|l| l.names().join(","));
     match outcome {
         Ok(report) => {
-            let recorded = db
-                .collection::<bson::Document>("schema_versions")
-                .count_documents(doc! { "state": "applied" })
-                .await
-                .unwrap_or(u64::MAX);
+            let recorded = if args.no_count {
+                String::new()
+            } else {
+                let count = db
+                    .collection::<bson::Document>("schema_versions")
+                    .count_documents(doc! { "state": "applied" })
+                    .await
+                    .unwrap_or(u64::MAX);
+                format!(" recorded={count}")
+            };
             for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
             println!(
-                "ok applied={} already={} recorded={recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms} background={} runs_background={}{}{}{}",
+                "ok applied={} already={}{recorded} took_lock={} waited_ms={} done_at_ms={done_at_ms} background={} runs_background={}{}{}{}",
                 report.applied.len(),
                 report.already_applied.len(),
                 report.took_lock,
