@@ -110,7 +110,7 @@ impl Migrator {
             let mut write = previous.clone();
             write.next = Some(announced.clone());
             if let Err(e) = store.finish_applied(&write).await {
-                record_failure(store, previous, &e).await;
+                record_failure(store, previous.into(), &e).await;
                 return Stepped {
                     previous_recorded: false,
                     step: Err(e),
@@ -133,7 +133,7 @@ impl Migrator {
                 {
                     Ok(started) => Ok(started),
                     Err(StartError::Previous(e)) => {
-                        record_failure(store, previous, &e).await;
+                        record_failure(store, previous.into(), &e).await;
                         return Stepped {
                             previous_recorded: false,
                             step: Err(e),
@@ -193,18 +193,13 @@ impl Migrator {
                 ))
             }
             Err(error) => {
-                let failed = AppliedWrite {
-                    key: key.to_owned(),
+                let failed = Failure {
+                    key,
                     fence,
                     duration_ms: millis(started.elapsed()),
-                    declared: Vec::new(),
-                    unrecorded: late.map(|late| Unrecorded {
-                        late,
-                        started_at: mongodb::bson::DateTime::now(),
-                    }),
-                    next: None,
+                    late: late.as_deref(),
                 };
-                record_failure(store, &failed, &error).await;
+                record_failure(store, failed, &error).await;
                 Err(error)
             }
         }
@@ -354,8 +349,34 @@ impl Migrator {
 /// the holder of its fence: a record that a newer holder owns is left alone. An announced
 /// migration gets its `running` record first. A failure to record it is logged; the caller
 /// returns the original error.
-pub(crate) async fn record_failure(store: &VersionStore, write: &AppliedWrite, error: &Error) {
-    let (key, fence, duration_ms) = (write.key.as_str(), write.fence, write.duration_ms);
+/// What recording a failed migration needs: its record's key and fence, how long it ran, and,
+/// for an announced migration, its late start (its `running` record is written first).
+pub(crate) struct Failure<'a> {
+    pub key: &'a str,
+    pub fence: i64,
+    pub duration_ms: i64,
+    pub late: Option<&'a LateStart>,
+}
+
+impl<'a> From<&'a AppliedWrite> for Failure<'a> {
+    /// A migration whose `applied` record could not be written.
+    fn from(write: &'a AppliedWrite) -> Self {
+        Failure {
+            key: &write.key,
+            fence: write.fence,
+            duration_ms: write.duration_ms,
+            late: write.unrecorded.as_ref().map(|u| &*u.late),
+        }
+    }
+}
+
+pub(crate) async fn record_failure(store: &VersionStore, failed: Failure<'_>, error: &Error) {
+    let Failure {
+        key,
+        fence,
+        duration_ms,
+        late,
+    } = failed;
     let text = match error {
         Error::LockLost { reason, .. } => format!("interrupted: {reason}"),
         Error::MigrationFailed { message, .. } => message.clone(),
@@ -363,8 +384,8 @@ pub(crate) async fn record_failure(store: &VersionStore, write: &AppliedWrite, e
     };
     let text = crate::redact::scrub(&text);
     tracing::error!(duration_ms, error = %text, "failed");
-    if let Some(unrecorded) = &write.unrecorded
-        && let Err(e) = unrecorded.late.ensure().await
+    if let Some(late) = late
+        && let Err(e) = late.ensure().await
     {
         tracing::warn!(error = %e, "the failure could not be recorded");
         return;

@@ -522,7 +522,7 @@ impl Migrator {
         }
         if let Some((write, applied)) = held_back {
             if let Err(e) = store.finish_applied(&write).await {
-                exec::record_failure(store, &write, &e).await;
+                exec::record_failure(store, (&write).into(), &e).await;
                 return Err(e.after_applying(&applied_ids(&report)));
             }
             report.applied.push(applied);
