@@ -329,7 +329,6 @@ pub struct Unlocked {
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseLock {
     collection: Collection<Document>,
-    versions: Collection<Document>,
     lease: Duration,
     owner: String,
 }
@@ -342,9 +341,7 @@ impl LeaseLock {
             .write_concern(WriteConcern::majority())
             .build();
         LeaseLock {
-            collection: database
-                .collection_with_options(&lock_collection_name(versions), options.clone()),
-            versions: database.collection_with_options(versions, options),
+            collection: database.collection_with_options(&lock_collection_name(versions), options),
             lease,
             owner: format!(
                 "{}:{}:{:016x}",
@@ -509,90 +506,6 @@ impl LeaseLock {
                 server_now: mongodb::bson::DateTime::now(),
             },
         })
-    }
-
-    /// The error for a process that waited `waited` for the lock: it names the holder (host,
-    /// pid, last renewal) and the migration it is running, with its start time.
-    pub(crate) async fn timeout_error(&self, waited: Duration) -> Error {
-        let holder = match self.state().await {
-            Ok(state) if state.held => {
-                let mut text = format!("it is held by {}", state.describe());
-                if let Some(running) = self.running_migration(state.fence()).await {
-                    text.push_str(&format!(", which is running {running}"));
-                }
-                text
-            }
-            Ok(_) => "it was just released".to_owned(),
-            Err(e) => format!("its holder could not be read: {e}"),
-        };
-        Error::LockTimeout { waited, holder }
-    }
-
-    /// The migration the holder of `fence` is running, with its start time, if its record (or
-    /// its announcement on the record before it, see `store`) says.
-    async fn running_migration(&self, fence: Option<i64>) -> Option<String> {
-        let mut filter = doc! { "state": "running" };
-        if let Some(fence) = fence {
-            filter.insert("fence", fence);
-        }
-        let record = match self
-            .versions
-            .find_one(filter)
-            .sort(doc! { "started_at": -1 })
-            .await
-            .ok()?
-        {
-            Some(record) => record,
-            None => self.announced_migration(fence).await?,
-        };
-        let id = match record.get("_id") {
-            Some(Bson::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => return None,
-        };
-        let mut text = format!("migration {id}");
-        if let Ok(description) = record.get_str("description") {
-            text.push_str(&format!(" ({description})"));
-        }
-        if let Ok(started) = record.get_datetime("started_at") {
-            text.push_str(&format!(
-                " since {}",
-                started
-                    .try_to_rfc3339_string()
-                    .unwrap_or_else(|_| started.to_string())
-            ));
-        }
-        Some(text)
-    }
-
-    /// The latest announcement by the holder of `fence` of a migration that has no record yet
-    /// (`next` on the record before it, see `store`), shaped as its record.
-    async fn announced_migration(&self, fence: Option<i64>) -> Option<Document> {
-        let mut filter = doc! { "next": { "$type": "string" } };
-        if let Some(fence) = fence {
-            filter.insert("fence", fence);
-        }
-        let latest = self
-            .versions
-            .find_one(filter)
-            .sort(doc! { "fence": -1, "finished_at": -1 })
-            .await
-            .ok()??;
-        let id = latest.get_str("next").ok()?;
-        if self
-            .versions
-            .find_one(doc! { "_id": id })
-            .await
-            .ok()?
-            .is_some()
-        {
-            return None;
-        }
-        let mut record = doc! { "_id": id };
-        if let Ok(started) = latest.get_datetime("finished_at") {
-            record.insert("started_at", *started);
-        }
-        Some(record)
     }
 
     /// `unlock --force`: rewrites the lease document whole, with a fence above every fence

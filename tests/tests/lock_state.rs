@@ -265,6 +265,69 @@ async fn a_waiter_that_gives_up_names_the_holder_and_its_running_migration() {
     holder.await.unwrap().unwrap();
 }
 
+// A quick first migration, then one that writes a heartbeat every 50 ms until `go` is set: the
+// second follows the first in the same run, so it is announced on the first's record, and the
+// heartbeats wake a waiter on a server that answers change-stream reads at every write.
+#[migration(id = "0001", description = "Count first", group = "lockheld_next")]
+async fn count_first(ctx: &mut MigrationContext) -> MigrationResult {
+    bump(ctx.database(), "lockheld_next").await?;
+    Ok(())
+}
+
+#[migration(id = "0002", description = "Beat until go", group = "lockheld_next")]
+async fn beat_until_go(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.collection::<Document>("control")
+        .update_one(doc! { "_id": "started" }, doc! { "$set": { "on": true } })
+        .upsert(true)
+        .await?;
+    while !flag(ctx.database(), "go").await {
+        ctx.collection::<Document>("heartbeat")
+            .update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } })
+            .upsert(true)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiter_that_gives_up_names_an_announced_migration_the_holder_runs() {
+    let t = TestDb::new("locktimeoutnext").await;
+    // A short lease: the holder's renewals (every 200 ms) change the lock document, which wakes
+    // the waiter, so it gives up within the second before 0002's own `running` record is written.
+    let migrator = Migrator::new(t.db.clone())
+        .group("lockheld_next")
+        .lease(Duration::from_millis(600));
+    let holder = tokio::spawn({
+        let migrator = migrator.clone();
+        async move { migrator.apply_all().await }
+    });
+    wait_flag(&t.db, "started").await;
+    let err = migrator
+        .clone()
+        .max_wait(Duration::from_millis(300))
+        .apply_all()
+        .await
+        .unwrap_err();
+    // Read right after: while only the announcement on 0001 says that 0002 runs.
+    let recorded = record(&t.db, "0002").await;
+    let message = err.to_string();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{message}");
+    assert!(message.contains("running migration 0002"), "{message}");
+    assert!(message.contains(" since "), "{message}");
+    let first = record(&t.db, "0001").await.expect("0001 recorded");
+    assert_eq!(first.get_str("state").unwrap(), "applied", "{first:?}");
+    if recorded.is_none() {
+        assert_eq!(first.get_str("next").unwrap(), "0002", "{first:?}");
+    }
+    set_flag(&t.db, "go", true).await;
+    let report = holder.await.unwrap().unwrap();
+    assert_eq!(report.applied.len(), 2);
+    assert_eq!(count(&t.db, "lockheld_next").await, 1);
+    let second = record(&t.db, "0002").await.expect("0002 recorded");
+    assert_eq!(second.get_str("state").unwrap(), "applied", "{second:?}");
+}
+
 // Works for 5 s after arming a fail point that makes its client's lock renewals hang for 10 s.
 #[migration(id = "0001", description = "Renewals hang", group = "renew_hang")]
 async fn renewals_hang(ctx: &mut MigrationContext) -> MigrationResult {

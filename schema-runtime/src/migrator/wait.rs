@@ -12,9 +12,9 @@
 use std::time::{Duration, Instant};
 
 use super::Migrator;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lock::{Backoff, Lease};
-use crate::store::{MigrationRecord, highest_fence};
+use crate::store::{MigrationRecord, RecordState, highest_fence};
 
 /// How long one read of the lock's change stream waits on the server for a change.
 const CHANGE_WAIT: Duration = Duration::from_secs(1);
@@ -48,7 +48,7 @@ impl Migrator {
                 return Ok(Acquired::Lease(lease, waiting.elapsed()));
             }
             if waiting.elapsed() >= self.max_wait {
-                return Err(lock.timeout_error(waiting.elapsed()).await);
+                return Err(self.lock_timeout(waiting.elapsed()).await);
             }
             if first {
                 // Held: from now on, wake on the lock's changes where the deployment has them.
@@ -77,6 +77,49 @@ impl Migrator {
                 return Ok(Acquired::Finished(done, waiting.elapsed()));
             }
         }
+    }
+
+    /// The error for a process that waited `waited` for the lock: it names the holder (host,
+    /// pid, last renewal) and the migration it is running, with its start time.
+    async fn lock_timeout(&self, waited: Duration) -> Error {
+        let holder = match self.lock().state().await {
+            Ok(state) if state.held => {
+                let mut text = format!("it is held by {}", state.describe());
+                if let Some(running) = self.running_under(state.fence()).await {
+                    text.push_str(&format!(", which is running {running}"));
+                }
+                text
+            }
+            Ok(_) => "it was just released".to_owned(),
+            Err(e) => format!("its holder could not be read: {e}"),
+        };
+        Error::LockTimeout { waited, holder }
+    }
+
+    /// The migration the holder of `fence` is running, with its start time: its `running`
+    /// record, or the one the records' reading makes of its announcement (see `store`).
+    async fn running_under(&self, fence: Option<i64>) -> Option<String> {
+        let record = self
+            .store()
+            .load()
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|r| r.state == RecordState::Running && (fence.is_none() || r.fence == fence))
+            .max_by_key(|r| r.started_at)?;
+        let mut text = format!("migration {}", record.key);
+        if let Some(description) = &record.description {
+            text.push_str(&format!(" ({description})"));
+        }
+        if let Some(started) = record.started_at {
+            text.push_str(&format!(
+                " since {}",
+                started
+                    .try_to_rfc3339_string()
+                    .unwrap_or_else(|_| started.to_string())
+            ));
+        }
+        Some(text)
     }
 
     /// Takes the lock for an operator command (`down`, `baseline`, `redo`), waiting as long as
