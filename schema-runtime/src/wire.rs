@@ -6,7 +6,7 @@
 //! (Error inspection, `is_duplicate_key` and labels, lives in `error::driver`, also a leaf.)
 
 use mongodb::ClientSession;
-use mongodb::bson::Bson;
+use mongodb::bson::{Bson, DateTime};
 use mongodb::options::{ReadConcern, WriteConcern};
 
 /// This machine's host name, as records and the lease name it.
@@ -17,6 +17,12 @@ pub(crate) fn host() -> String {
 /// This process's id, as records and the lease store it.
 pub(crate) fn pid() -> i64 {
     i64::from(std::process::id())
+}
+
+/// A date as messages show it: RFC 3339, or the driver's own form for a date outside its range.
+pub(crate) fn show_date(at: DateTime) -> String {
+    at.try_to_rfc3339_string()
+        .unwrap_or_else(|_| at.to_string())
 }
 
 /// An integer from a BSON number; `None` for anything else (a string, a NaN, a fraction beyond
@@ -90,6 +96,16 @@ pub(crate) async fn first_ids(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_in_messages_never_panic() {
+        assert_eq!(
+            show_date(DateTime::from_millis(1_764_806_400_000)),
+            "2025-12-04T00:00:00Z"
+        );
+        // Out of RFC 3339's range (a record written by hand with an absurd date): still shown.
+        assert!(!show_date(DateTime::MAX).is_empty());
+    }
 
     #[test]
     fn numbers_from_outside_never_panic() {

@@ -112,12 +112,7 @@ impl Migrator {
             text.push_str(&format!(" ({description})"));
         }
         if let Some(started) = record.started_at {
-            text.push_str(&format!(
-                " since {}",
-                started
-                    .try_to_rfc3339_string()
-                    .unwrap_or_else(|_| started.to_string())
-            ));
+            text.push_str(&format!(" since {}", crate::wire::show_date(started)));
         }
         Some(text)
     }
