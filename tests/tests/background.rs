@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bson::Document;
 use schema_runtime::{MigrationContext, MigrationResult, Migrator, migration};
-use schema_tests::{TestDb, bump, count, record, signal};
+use schema_tests::{
+    TestDb, bump, client_named, count, fail_commands_off, flag, record, set_flag, signal,
+};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 
@@ -153,9 +155,11 @@ async fn eight_processes_return_while_one_applies_the_background_migration_exact
         .map(|o| field(&o, "done_at_ms=").saturating_sub(handed_off))
         .collect();
     println!("waiters returned {behind:?} ms after the holder handed off");
-    // Waiters on the lock's change stream wake at the hand-off; one that could not open it (or
-    // lost it) waits out its back-off (50 ms doubling, at most 2 s) and may be that late. Most
-    // must be prompt (without the note on the lock, every one of them waits its 2 s look).
+    // Waiters on the lock's change stream wake at the hand-off (one whose stream opened after
+    // it reads the records at the opening: `a_hand_off_between_a_waiters_try_and_its_feed_is_seen_at_once`);
+    // one that could not open it (or lost it) waits out its back-off (50 ms doubling, at most
+    // 2 s) and may be that late. Most must be prompt (without the note on the lock, every one of
+    // them waits its 2 s look).
     for output in &returned {
         let out = text(&output.stdout);
         let late = field(&out, "done_at_ms=").saturating_sub(handed_off);
@@ -370,4 +374,112 @@ async fn start_up_returns_and_later_migrations_keep_their_order() {
             .all(|l| l.get("owner").is_none_or(|o| o == &bson::Bson::Null)),
         "the task released the lock: {lock:?}"
     );
+}
+
+// --- group "bg_race": the hand-off lands between a waiter's refused try and its feed's opening ---
+
+#[migration(id = "0001", description = "Needed, waits for go1", group = "bg_race")]
+async fn race_needed(ctx: &mut MigrationContext) -> MigrationResult {
+    let db = ctx.database();
+    db.collection::<Document>("control")
+        .insert_one(bson::doc! { "_id": "started" })
+        .await?;
+    while !flag(db, "go1").await {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bump(db, "r0001").await?;
+    Ok(())
+}
+
+#[migration(
+    id = "0002",
+    description = "Background, waits for go",
+    group = "bg_race",
+    background
+)]
+async fn race_background(ctx: &mut MigrationContext) -> MigrationResult {
+    while !flag(ctx.database(), "go").await {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bump(ctx.database(), "r0002").await?;
+    Ok(())
+}
+
+/// A waiter opens its feed of the lock's changes after its refused try, so a hand-off that lands
+/// in between is not on the feed; the waiter must still return at once (the records it reads
+/// right after the opening show the work done), not at its next look 2 s later. The feed's
+/// opening is held on the server (`failCommand` on the waiter's `aggregate`) while the holder
+/// applies what start-up needs and hands the rest off, which makes the race certain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_off_between_a_waiters_try_and_its_feed_is_seen_at_once() {
+    let _turn = TURN.lock().await;
+    let t = TestDb::new("bg_race").await;
+    let lease = Duration::from_secs(30);
+    let migrator = Migrator::new(t.db.clone()).group("bg_race").lease(lease);
+    let holder = tokio::spawn({
+        let migrator = migrator.clone();
+        async move { migrator.apply_all().await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !flag(&t.db, "started").await {
+        assert!(Instant::now() < deadline, "0001 never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let app = "bg-race-waiter";
+    let client = client_named(app).await;
+    client
+        .database("admin")
+        .run_command(bson::doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["aggregate"], "blockConnection": true,
+                      "blockTimeMS": 3_000, "appName": app },
+        })
+        .await
+        .unwrap();
+    let waiter = tokio::spawn({
+        let waiter = Migrator::new(client.database(t.name()))
+            .group("bg_race")
+            .lease(lease);
+        async move { waiter.apply_all().await }
+    });
+    // By now the waiter has read 0001 as running, been refused the lock, and is opening its
+    // feed, held on the server: the holder applies 0001 and hands 0002 off meanwhile.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    set_flag(&t.db, "go1", true).await;
+    let held = holder.await.unwrap().unwrap();
+    assert!(held.runs_background && held.took_lock, "{held:?}");
+
+    let report = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .expect("the waiter returns")
+        .unwrap();
+    fail_commands_off(&client).await;
+    let report = report.unwrap_or_else(|e| panic!("{e}"));
+    // It waited through the held opening (3 s) and returned at the read right after it.
+    assert!(
+        report.waited >= Duration::from_millis(2_500),
+        "the waiter did not wait on the held feed: {report:?}"
+    );
+    assert!(
+        report.waited < Duration::from_millis(4_500),
+        "the waiter slept past the hand-off: {report:?}"
+    );
+    assert!(report.applied.is_empty() && !report.took_lock, "{report:?}");
+    assert_eq!(report.already_applied.len(), 1, "{report:?}");
+    assert_eq!(report.background.len(), 1, "{report:?}");
+    assert!(!report.runs_background);
+
+    set_flag(&t.db, "go", true).await;
+    migrator
+        .wait_for_background(Duration::from_secs(30))
+        .await
+        .unwrap();
+    for id in ["0001", "0002"] {
+        assert_eq!(count(&t.db, &format!("r{id}")).await, 1, "{id} ran once");
+        let record = record(&t.db, id).await.unwrap();
+        assert_eq!(record.get_str("state"), Ok("applied"));
+        assert_eq!(record.get_i64("attempts"), Ok(1));
+    }
 }

@@ -50,26 +50,30 @@ impl Migrator {
             if waiting.elapsed() >= self.max_wait {
                 return Err(self.lock_timeout(waiting.elapsed()).await);
             }
+            let mut pause = true;
             if first {
                 // Held: from now on, wake on the lock's changes where the deployment has them.
                 first = false;
                 changes = lock.changes(CHANGE_WAIT).await;
-                if changes.is_some() {
-                    // The release may have come between the try and the feed's opening.
-                    continue;
-                }
+                // What happened between the try and the feed's opening is not on the feed: the
+                // release (the next try sees it), or the work this wait is for, done while the
+                // holder keeps the lock (its hand-off of background migrations): the records
+                // read next see it. So no pause before them.
+                pause = changes.is_none();
             }
-            tracing::debug!("the migration lock is held by another process; waiting");
-            match changes.as_mut() {
-                // With a feed, the pause only matters when the holder dies without releasing
-                // (its lease then expires without any change to see): look every 2 s.
-                Some(feed) => {
-                    if let Err(e) = feed.changed_within(Duration::from_secs(2)).await {
-                        tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "the lock's change stream ended; waiting with back-off");
-                        changes = None;
+            if pause {
+                tracing::debug!("the migration lock is held by another process; waiting");
+                match changes.as_mut() {
+                    // With a feed, the pause only matters when the holder dies without releasing
+                    // (its lease then expires without any change to see): look every 2 s.
+                    Some(feed) => {
+                        if let Err(e) = feed.changed_within(Duration::from_secs(2)).await {
+                            tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "the lock's change stream ended; waiting with back-off");
+                            changes = None;
+                        }
                     }
+                    None => backoff.pause().await,
                 }
-                None => backoff.pause().await,
             }
             let records = store.load().await?;
             floor = floor.max(highest_fence(&records));
