@@ -151,7 +151,7 @@ impl Batches<'_> {
         // server sorts once, and each batch is the next `batch_size` documents of it.
         let mut filter = self.filter.clone();
         if let Some(last) = &last_id {
-            filter = doc! { "$and": [filter, { "_id": { "$gt": last.clone() } }] };
+            filter = doc! { "$and": [filter, after_in_sort_order(last)] };
         }
         let mut cursor = collection
             .find(filter)
@@ -239,6 +239,63 @@ impl Batches<'_> {
         );
         Ok(report)
     }
+}
+
+/// The `$type` aliases of BSON types in MongoDB's sort order, one entry per comparison bracket
+/// (<https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/>): numbers compare
+/// with numbers, strings with symbols, and every value of a bracket sorts before every value of
+/// the next.
+const SORT_BRACKETS: &[&[&str]] = &[
+    &["minKey"],
+    &["null"],
+    &["int", "long", "double", "decimal"],
+    &["symbol", "string"],
+    &["object"],
+    &["array"],
+    &["binData"],
+    &["objectId"],
+    &["bool"],
+    &["date"],
+    &["timestamp"],
+    &["regex"],
+    &["maxKey"],
+];
+
+fn sort_bracket(value: &Bson) -> Option<usize> {
+    Some(match value {
+        Bson::MinKey => 0,
+        Bson::Null => 1,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 2,
+        Bson::Symbol(_) | Bson::String(_) => 3,
+        Bson::Document(_) => 4,
+        Bson::Array(_) => 5,
+        Bson::Binary(_) => 6,
+        Bson::ObjectId(_) => 7,
+        Bson::Boolean(_) => 8,
+        Bson::DateTime(_) => 9,
+        Bson::Timestamp(_) => 10,
+        Bson::RegularExpression(_) => 11,
+        Bson::MaxKey => 12,
+        _ => return None,
+    })
+}
+
+/// The documents whose `_id` sorts after `last`. `{ _id: { $gt: last } }` alone matches only
+/// values of `last`'s own bracket (comparison operators match only the same type bracket), so a
+/// walk resumed after a string `_id` would skip every ObjectId: the later brackets are added by
+/// type. Both branches use the `_id` index, which MongoDB merges in sort order.
+fn after_in_sort_order(last: &Bson) -> Document {
+    let later: Vec<&str> = match sort_bracket(last) {
+        Some(bracket) => SORT_BRACKETS[bracket + 1..]
+            .iter()
+            .flat_map(|types| types.iter().copied())
+            .collect(),
+        None => Vec::new(),
+    };
+    if later.is_empty() {
+        return doc! { "_id": { "$gt": last.clone() } };
+    }
+    doc! { "$or": [ { "_id": { "$gt": last.clone() } }, { "_id": { "$type": later } } ] }
 }
 
 async fn read_checkpoint(target: &CheckpointTarget, field: &str) -> Result<(Option<Bson>, u64)> {
@@ -356,5 +413,37 @@ fn check_write_errors(reply: &Document, collection: &str, migration: Option<&str
             },
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_walk_takes_every_later_type() {
+        assert_eq!(
+            after_in_sort_order(&Bson::String("m".into())),
+            doc! { "$or": [ { "_id": { "$gt": "m" } }, { "_id": { "$type": [
+                "object", "array", "binData", "objectId", "bool", "date", "timestamp", "regex", "maxKey"
+            ] } } ] }
+        );
+        // Numbers come before strings: the walk goes on into strings after the last number.
+        let after_number = after_in_sort_order(&Bson::Int32(7));
+        let types = after_number.get_array("$or").unwrap()[1]
+            .as_document()
+            .unwrap()
+            .get_document("_id")
+            .unwrap()
+            .get_array("$type")
+            .unwrap()
+            .clone();
+        assert_eq!(types.first(), Some(&Bson::String("symbol".into())));
+        assert!(!types.contains(&Bson::String("long".into())));
+        // The last bracket has nothing after it.
+        assert_eq!(
+            after_in_sort_order(&Bson::MaxKey),
+            doc! { "_id": { "$gt": Bson::MaxKey } }
+        );
     }
 }

@@ -47,6 +47,11 @@ impl Deployment {
         Ok(Self::from_hello(&hello))
     }
 
+    /// Whether change streams are available (a replica set or a sharded cluster).
+    pub fn supports_change_streams(self) -> bool {
+        !matches!(self, Deployment::Standalone)
+    }
+
     /// Whether multi-document transactions are available.
     pub fn supports_transactions(self) -> bool {
         !matches!(self, Deployment::Standalone)

@@ -8,8 +8,10 @@
 //!   renewed_at: Date, expires_at: Date, host: "api-7f9c", pid: 4242 }
 //! ```
 //!
-//! - Taken atomically with one `findAndModify` that matches only a free or expired lease, with
-//!   `upsert`: a held lease makes the upsert collide on `_id`, which is how "held" is told.
+//! - Taken atomically with one `findAndModify` on `_id` alone, with `upsert`, whose update
+//!   pipeline replaces the document only when the lease is free, expired or unreadable and
+//!   leaves a held one as it was (MongoDB refuses `$expr` in an upsert's filter, so the decision
+//!   is the pipeline's). The document it returns says who holds the lease.
 //! - Expiry is computed and compared with the server's clock (`$$NOW`), never the client's, so
 //!   clock skew between hosts does not matter.
 //! - Renewed in the background every third of the lease. The lease is counted from when a
@@ -73,6 +75,16 @@ fn unexpired() -> Document {
         { "$gt": [expires_ms(), now.clone()] },
         { "$lte": [expires_ms(), { "$add": [now, SANE_LEASE_MS] }] },
     ] }
+}
+
+/// A filter that matches `document` as it was read, field by field with `$eq`: a corrupted
+/// document's values (a sub-document whose keys start with `$`) are compared, never taken as
+/// query operators.
+fn exactly(document: &Document) -> Document {
+    document
+        .iter()
+        .map(|(field, value)| (field.clone(), Bson::Document(doc! { "$eq": value.clone() })))
+        .collect()
 }
 
 /// Who holds (or last held) the lock, as the lease document says.
@@ -354,52 +366,69 @@ impl LeaseLock {
         i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// The update pipeline of an acquisition. The filter of the upsert is `_id` alone: MongoDB
+    /// refuses `$expr` in the query of an upsert (code 224 QueryFeatureNotAllowed, "$expr is
+    /// not allowed in the query predicate for an upsert": mongodb/mongo
+    /// `src/mongo/db/ops/parsed_update.cpp`, DOCS-14158; lifting it is the open SERVER-59704).
+    /// So whether the lease may be taken is decided inside the pipeline, with the server's
+    /// clock (`$$NOW`, available in update pipelines since 4.2): free (no string `owner`),
+    /// unreadable, expired (or absurdly far ahead), or already this instance's (a write
+    /// retried after its reply was lost finds the lease taken by its own first try and takes
+    /// it again). Then the document is replaced whole by this holder's; otherwise it is kept
+    /// as it was, which MongoDB treats as a no-op (no write, no oplog entry, so no change event
+    /// wakes the waiters: `PipelineExecutor::applyUpdate` hands the result to
+    /// `ObjectReplaceExecutor`, which reports a binary-equal document as a no-op). On a missing
+    /// document the pipeline runs on `{ _id }` (the upsert's equality fields) and takes it.
+    ///
+    /// The new fence is one above both the document's (read leniently) and `floor`.
+    fn acquisition(&self, floor: i64) -> Vec<Document> {
+        let takeable = doc! { "$or": [
+            { "$ne": [ { "$type": "$owner" }, "string" ] },
+            { "$not": [unexpired()] },
+            { "$eq": [ "$owner", &self.owner ] },
+        ] };
+        let readable_fence = doc! {
+            "$convert": { "input": "$fence", "to": "long", "onError": 0_i64, "onNull": 0_i64 }
+        };
+        let taken = doc! {
+            "_id": LOCK_ID,
+            "owner": &self.owner,
+            "fence": { "$add": [ { "$max": [readable_fence, floor.clamp(0, i64::MAX - 1)] }, 1_i64 ] },
+            "acquired_at": "$$NOW",
+            "renewed_at": "$$NOW",
+            "expires_at": { "$add": ["$$NOW", self.lease_ms()] },
+            "host": crate::wire::host(),
+            "pid": crate::wire::pid(),
+        };
+        vec![doc! { "$replaceWith": { "$cond": [takeable, taken, "$$ROOT"] } }]
+    }
+
     /// Takes the lease if it is free, expired or unreadable; `None` when another process holds
     /// it. The new fence is above both the document's and `floor` (the highest fence in the
     /// records).
     pub(crate) async fn try_acquire(&self, floor: i64) -> Result<Option<Lease>> {
-        // Free, unreadable, expired, or already this instance's: a write retried after its
-        // reply was lost finds the lease taken by its own first try and takes it again. So a
-        // duplicate key below always means another process holds it, with no read to ask.
-        let filter = doc! {
-            "_id": LOCK_ID,
-            "$or": [
-                { "owner": Bson::Null },
-                { "owner": { "$not": { "$type": "string" } } },
-                { "$expr": { "$not": [unexpired()] } },
-                { "owner": &self.owner },
-            ],
-        };
-        let readable_fence = doc! {
-            "$convert": { "input": "$fence", "to": "long", "onError": 0_i64, "onNull": 0_i64 }
-        };
-        let update = vec![doc! {
-            "$set": {
-                "owner": &self.owner,
-                "fence": { "$add": [ { "$max": [readable_fence, floor.clamp(0, i64::MAX - 1)] }, 1_i64 ] },
-                "acquired_at": "$$NOW",
-                "renewed_at": "$$NOW",
-                "expires_at": { "$add": ["$$NOW", self.lease_ms()] },
-                "host": crate::wire::host(),
-                "pid": crate::wire::pid(),
-            }
-        }];
         let sent = Instant::now();
         let taken = self
             .collection
-            .find_one_and_update(filter, update)
+            .find_one_and_update(doc! { "_id": LOCK_ID }, self.acquisition(floor))
             .upsert(true)
             .return_document(ReturnDocument::After)
             .await;
         let document = match taken {
-            Ok(Some(document)) => document,
+            Ok(Some(document)) if document.get_str("owner").ok() == Some(self.owner.as_str()) => {
+                document
+            }
+            // Held by another process: the update left its document as it was.
+            Ok(Some(_)) => return Ok(None),
             // No document returned: some servers answer a matched-and-updated upsert without
             // it. Ask whether this process holds it now.
             Ok(None) => match self.mine().await? {
                 Some(mine) => mine,
                 None => return Ok(None),
             },
-            // The upsert's insert met the document another process holds.
+            // Two processes upserted the missing document at once and the other one's insert
+            // won (MongoDB retries such an upsert itself since 4.2; a server that does not
+            // reports the collision): the other process holds it.
             Err(e) if is_duplicate_key(&e) => return Ok(None),
             Err(e) => {
                 return Err(Error::database(
@@ -409,6 +438,7 @@ impl LeaseLock {
                 ));
             }
         };
+
         let fence = read_i64(document.get("fence")).unwrap_or(0);
         tracing::info!(fence, owner = %self.owner, "took the migration lock");
         let (lost_tx, lost_rx) = watch::channel(None);
@@ -556,7 +586,7 @@ impl LeaseLock {
                 // Only over the document that was read: a holder that took it meanwhile wins.
                 Some(read) => self
                     .collection
-                    .replace_one(read.clone(), replacement)
+                    .replace_one(exactly(read), replacement)
                     .await
                     .map(|r| r.matched_count == 1),
                 None => match self.collection.insert_one(replacement).await {

@@ -2,15 +2,21 @@
 //! test (dropped afterwards), and a client that counts the commands it sends.
 //!
 //! Run the tests with `scripts/test`, which starts the local server when `MONGODB_URI` is unset.
+//!
+//! Every client made here holds each command it sends to the rules of a real `mongod`
+//! ([`conformance`]); a test whose commands break one fails when its [`TestDb`] is dropped.
+
+pub mod conformance;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mongodb::event::EventHandler;
 use mongodb::event::command::CommandEvent;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
+use schema_runtime::Deployment;
 
 /// The server's address, or a panic that says how to get one.
 pub fn uri() -> String {
@@ -24,13 +30,91 @@ pub fn uri() -> String {
     }
 }
 
-async fn options() -> ClientOptions {
+async fn bare_options() -> ClientOptions {
     let mut options = ClientOptions::parse(uri())
         .await
         .unwrap_or_else(|e| panic!("MONGODB_URI is not a valid connection string: {e}"));
     options.server_selection_timeout = Some(Duration::from_secs(10));
     options.app_name = Some("schema-tests".into());
     options
+}
+
+/// What the test server is, asked once per process (one `hello` through a client of its own,
+/// made with `options`). A server that cannot be reached is taken for a replica set, the
+/// deployment with the fewer rules, and asked again next time: the test then fails on its own
+/// terms, not the check's.
+pub async fn deployment(options: &ClientOptions) -> Deployment {
+    static KNOWN: OnceLock<Deployment> = OnceLock::new();
+    if let Some(known) = KNOWN.get() {
+        return *known;
+    }
+    let mut options = options.clone();
+    options.command_event_handler = None;
+    let bound = Duration::from_secs(5);
+    options.server_selection_timeout = Some(
+        options
+            .server_selection_timeout
+            .map_or(bound, |t| t.min(bound)),
+    );
+    let client = Client::with_options(options).expect("a client for MONGODB_URI");
+    match deployment_of(&client).await {
+        Some(found) => *KNOWN.get_or_init(|| found),
+        None => Deployment::ReplicaSet,
+    }
+}
+
+/// Whether the test server has transactions and change streams (a replica set or a sharded
+/// cluster). A test of what only those have returns early on a standalone server, saying so:
+///
+/// ```ignore
+/// if !schema_tests::needs_replica_set("a_transaction_commits").await { return; }
+/// ```
+pub async fn needs_replica_set(test: &str) -> bool {
+    let deployment = deployment(&bare_options().await).await;
+    if deployment == Deployment::Standalone {
+        eprintln!(
+            "skipped {test}: it needs a replica set or a sharded cluster, and the server is a standalone server"
+        );
+        return false;
+    }
+    true
+}
+
+async fn deployment_of(client: &Client) -> Option<Deployment> {
+    let hello = client
+        .database("admin")
+        .run_command(bson::doc! { "hello": 1 })
+        .await
+        .ok()?;
+    Some(Deployment::from_hello(&hello))
+}
+
+/// Options for a client of the test server whose commands are held to the wire rules.
+async fn options() -> ClientOptions {
+    watched(bare_options().await).await
+}
+
+async fn watched(mut options: ClientOptions) -> ClientOptions {
+    let deployment = deployment(&options).await;
+    watch(&mut options, deployment, None);
+    options
+}
+
+type Seen = Box<dyn Fn(&mongodb::event::command::CommandStartedEvent) + Send + Sync>;
+
+/// Installs the conformance check (and `also`, when given) as the client's command monitor.
+fn watch(options: &mut ClientOptions, deployment: Deployment, also: Option<Seen>) {
+    let checker = conformance::Checker::new(deployment);
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+        if let CommandEvent::Started(started) = event {
+            for violation in checker.check(&started.db, &started.command_name, &started.command) {
+                conformance::record(&started.db, &violation);
+            }
+            if let Some(also) = &also {
+                also(&started);
+            }
+        }
+    }));
 }
 
 /// A client of the test server.
@@ -40,9 +124,9 @@ pub async fn client() -> Client {
 
 /// A client that gives up selecting a server after `timeout`.
 pub async fn client_with_timeout(timeout: Duration) -> Client {
-    let mut options = options().await;
+    let mut options = bare_options().await;
     options.server_selection_timeout = Some(timeout);
-    Client::with_options(options).expect("a client for MONGODB_URI")
+    Client::with_options(watched(options).await).expect("a client for MONGODB_URI")
 }
 
 /// A client whose commands carry `app_name`, so that a `failCommand` fail point can be aimed at
@@ -114,18 +198,18 @@ impl CommandLog {
 /// A client whose every command (as the driver's command monitoring reports it) is counted.
 pub async fn counting_client() -> (Client, CommandLog) {
     let log = CommandLog::default();
-    let mut options = options().await;
+    let mut options = bare_options().await;
     let seen = log.clone();
-    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
-        if let CommandEvent::Started(started) = event {
-            seen.count.fetch_add(1, Ordering::SeqCst);
-            seen.names
-                .lock()
-                .unwrap()
-                .push(started.command_name.clone());
-            seen.commands.lock().unwrap().push(started.command.clone());
-        }
-    }));
+    let count: Seen = Box::new(move |started| {
+        seen.count.fetch_add(1, Ordering::SeqCst);
+        seen.names
+            .lock()
+            .unwrap()
+            .push(started.command_name.clone());
+        seen.commands.lock().unwrap().push(started.command.clone());
+    });
+    let deployment = deployment(&options).await;
+    watch(&mut options, deployment, Some(count));
     (
         Client::with_options(options).expect("a client for MONGODB_URI"),
         log,
@@ -149,6 +233,8 @@ impl TestDb {
     /// [`TestDatabase`](schema_runtime::testing::TestDatabase), which drops it afterwards.
     pub async fn with_client(client: &Client, label: &str) -> TestDb {
         let inner = schema_runtime::testing::TestDatabase::with_client(client, label).await;
+        // A stale note of an earlier run under the same name is not this test's.
+        let _ = conformance::take_violations(inner.name());
         TestDb {
             db: inner.database().clone(),
             inner,
@@ -158,6 +244,21 @@ impl TestDb {
     /// The database's name.
     pub fn name(&self) -> &str {
         self.inner.name()
+    }
+}
+
+impl Drop for TestDb {
+    /// Fails the test when a command on its database, from any process, broke a wire rule.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(violations) = conformance::take_violations(self.name()) {
+            panic!(
+                "commands on database {} break rules a real MongoDB server enforces (the local server let them through):\n\n{violations}",
+                self.name()
+            );
+        }
     }
 }
 
@@ -284,15 +385,22 @@ impl LocalServer {
         LocalServer { child, port }
     }
 
-    /// A client of it.
+    /// A client of it, whose commands are held to the wire rules of the deployment it
+    /// announces.
     pub async fn client(&self) -> Client {
         let uri = format!(
             "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=10000",
             self.port
         );
-        Client::with_uri_str(uri)
+        let mut options = ClientOptions::parse(uri)
             .await
-            .expect("a client of the local server")
+            .expect("a client of the local server");
+        let bare = Client::with_options(options.clone()).expect("a client of the local server");
+        let deployment = deployment_of(&bare)
+            .await
+            .expect("the local server answers hello");
+        watch(&mut options, deployment, None);
+        Client::with_options(options).expect("a client of the local server")
     }
 }
 

@@ -412,6 +412,13 @@ async fn race_background(ctx: &mut MigrationContext) -> MigrationResult {
 /// applies what start-up needs and hands the rest off, which makes the race certain.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hand_off_between_a_waiters_try_and_its_feed_is_seen_at_once() {
+    if !schema_tests::needs_replica_set(
+        "a_hand_off_between_a_waiters_try_and_its_feed_is_seen_at_once",
+    )
+    .await
+    {
+        return;
+    }
     let _turn = TURN.lock().await;
     let t = TestDb::new("bg_race").await;
     let lease = Duration::from_secs(30);

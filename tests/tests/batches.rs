@@ -113,3 +113,70 @@ async fn a_killed_batch_migration_resumes_and_transforms_every_document_exactly_
         "checkpoints are cleared once applied"
     );
 }
+
+/// A walk resumed after a string `_id` must go on into the ObjectIds, booleans and dates that
+/// sort after strings (`{ _id: { $gt: "..." } }` alone matches only strings).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_walk_resumed_over_mixed_id_types_transforms_each_document_once() {
+    let t = TestDb::new("batches_mixed").await;
+    let items = t.db.collection::<Document>("items");
+    let mut docs: Vec<Document> = Vec::new();
+    docs.extend((0..20).map(|i| doc! { "_id": i, "n": 0 }));
+    docs.extend((0..5).map(|i| doc! { "_id": f64::from(i) + 100.5, "n": 0 }));
+    docs.extend((0..20).map(|i| doc! { "_id": format!("key-{i:02}"), "n": 0 }));
+    docs.extend((0..20).map(|_| doc! { "_id": bson::oid::ObjectId::new(), "n": 0 }));
+    docs.push(doc! { "_id": true, "n": 0 });
+    docs.push(doc! { "_id": bson::DateTime::from_millis(1_700_000_000_000), "n": 0 });
+    let total = docs.len() as u64;
+    items.insert_many(docs).await.unwrap();
+
+    // Batches of 10; the crash comes at document 36, among the strings, so the checkpoint's
+    // last `_id` is the string of document 30.
+    let first = Command::new(WORKER)
+        .args(["--db", t.name(), "--group", "batch", "--lease-ms", "2000"])
+        .env("BATCH_SIZE", "10")
+        .env("CRASH_AFTER_DOCS", "35")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!first.success(), "the first run crashed");
+    let r = record(&t.db, "0001").await.unwrap();
+    assert_eq!(r.get_str("state").unwrap(), "running");
+    let checkpoint = r
+        .get_document("checkpoints")
+        .and_then(|c| c.get_document("items"))
+        .unwrap()
+        .clone();
+    assert_eq!(checkpoint.get_i64("done").unwrap(), 30, "{checkpoint}");
+    assert_eq!(
+        checkpoint.get_str("last_id").unwrap(),
+        "key-04",
+        "{checkpoint}"
+    );
+    assert_eq!(items.count_documents(doc! { "n": 1 }).await.unwrap(), 30);
+
+    let second = Command::new(WORKER)
+        .args(["--db", t.name(), "--group", "batch", "--lease-ms", "2000"])
+        .env("BATCH_SIZE", "10")
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{:?}: {}",
+        second.status,
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        items.count_documents(doc! { "n": 1 }).await.unwrap(),
+        total,
+        "every document, of every _id type, exactly once: {:?}",
+        schema_tests::documents(&t.db, "items")
+            .await
+            .into_iter()
+            .filter(|d| d.get_i32("n").ok() != Some(1))
+            .collect::<Vec<_>>()
+    );
+    let r = record(&t.db, "0001").await.unwrap();
+    assert_eq!(r.get_str("state").unwrap(), "applied");
+}

@@ -440,3 +440,40 @@ async fn a_migration_past_its_time_limit_is_stopped_and_recorded() {
         .unwrap_err();
     assert!(matches!(err, Error::MigrationTimedOut { .. }), "{err}");
 }
+
+/// A try of a held lock leaves its document exactly as it was: the acquisition's pipeline keeps
+/// a held document whole (a no-op for MongoDB, so no change event wakes the other waiters), and
+/// the holder's fence, expiry and owner are untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_try_leaves_the_held_lock_document_unchanged() {
+    let t = TestDb::new("lockheldnoop").await;
+    let migrator = Migrator::new(t.db.clone()).group("lockheld");
+    let holder = tokio::spawn({
+        let migrator = migrator.clone();
+        async move { migrator.apply_all().await }
+    });
+    wait_flag(&t.db, "started").await;
+    let before = lock_document(&t).await;
+    let other = Migrator::new(client_named("lock-noop").await.database(t.name()))
+        .group("lockheld")
+        .max_wait(Duration::from_millis(200));
+    let err = other.apply_all().await.unwrap_err();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+    let after = lock_document(&t).await;
+    // Renewals come every third of the 30 s lease: none falls in this short wait.
+    assert_eq!(before, after, "the held document is kept whole");
+    assert!(
+        after
+            .get_str("owner")
+            .unwrap()
+            .contains(&std::process::id().to_string())
+    );
+    set_flag(&t.db, "go", true).await;
+    holder.await.unwrap().unwrap();
+    let released = lock_document(&t).await;
+    assert_eq!(released.get("owner"), Some(&Bson::Null));
+    assert_eq!(
+        released.get_i64("fence").unwrap(),
+        before.get_i64("fence").unwrap()
+    );
+}

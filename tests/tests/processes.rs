@@ -310,6 +310,13 @@ fn an_unreachable_server_gives_bounded_retries_then_a_clear_error_and_a_non_zero
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_inside_a_transactional_migration_then_restart_applies_it_once_and_whole() {
+    if !schema_tests::needs_replica_set(
+        "kill_inside_a_transactional_migration_then_restart_applies_it_once_and_whole",
+    )
+    .await
+    {
+        return;
+    }
     let _turn = TURN.lock().await;
     let t = TestDb::new("txnkill").await;
     let dir = pause_dir("txnkill");

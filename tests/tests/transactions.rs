@@ -29,6 +29,13 @@ async fn seed_plans(ctx: &mut MigrationContext) -> MigrationResult {
 
 #[tokio::test]
 async fn a_failing_transactional_migration_leaves_no_documents_and_is_not_recorded_applied() {
+    if !schema_tests::needs_replica_set(
+        "a_failing_transactional_migration_leaves_no_documents_and_is_not_recorded_applied",
+    )
+    .await
+    {
+        return;
+    }
     let t = TestDb::new("txn").await;
     assert!(
         Deployment::detect(&t.db)
@@ -129,6 +136,15 @@ async fn on_a_standalone_server_a_transactional_migration_is_refused_before_it_s
         documents(&db, "schema_versions").await.is_empty(),
         "nothing started"
     );
+    assert!(
+        documents(&db, "schema_versions_lock").await.is_empty(),
+        "refused before the lock was taken"
+    );
+    assert_eq!(
+        schema_tests::conformance::take_violations("standalone_txn"),
+        None,
+        "no command a standalone refuses was sent"
+    );
 }
 
 // Writes, works for longer than several lease renewals, writes again: the renewals must not
@@ -156,6 +172,11 @@ async fn long_transaction(ctx: &mut MigrationContext) -> MigrationResult {
 
 #[tokio::test]
 async fn a_transaction_spanning_several_lease_renewals_succeeds() {
+    if !schema_tests::needs_replica_set("a_transaction_spanning_several_lease_renewals_succeeds")
+        .await
+    {
+        return;
+    }
     let t = TestDb::new("txnlong").await;
     // A 600 ms lease is renewed every 200 ms: about seven renewals land inside the transaction.
     let report = Migrator::new(t.db.clone())
@@ -207,6 +228,13 @@ async fn arm(client: &mongodb::Client, data: Document, times: i32) {
 
 #[tokio::test]
 async fn a_transient_transaction_error_runs_the_transaction_again_within_one_attempt() {
+    if !schema_tests::needs_replica_set(
+        "a_transient_transaction_error_runs_the_transaction_again_within_one_attempt",
+    )
+    .await
+    {
+        return;
+    }
     let _turn = schema_tests::fail_point_turn().await;
     let app = "txn-transient";
     let client = schema_tests::client_named(app).await;
@@ -244,6 +272,9 @@ async fn a_transient_transaction_error_runs_the_transaction_again_within_one_att
 
 #[tokio::test]
 async fn an_unknown_commit_result_is_committed_again() {
+    if !schema_tests::needs_replica_set("an_unknown_commit_result_is_committed_again").await {
+        return;
+    }
     let _turn = schema_tests::fail_point_turn().await;
     let app = "txn-unknown-commit";
     let client = schema_tests::client_named(app).await;
@@ -294,6 +325,13 @@ async fn batches_in_a_transaction(ctx: &mut MigrationContext) -> MigrationResult
 
 #[tokio::test]
 async fn batches_inside_a_transactional_migration_are_refused_clearly() {
+    if !schema_tests::needs_replica_set(
+        "batches_inside_a_transactional_migration_are_refused_clearly",
+    )
+    .await
+    {
+        return;
+    }
     let t = TestDb::new("txnbatches").await;
     t.db.collection::<Document>("items")
         .insert_one(doc! { "_id": 1, "n": 0 })

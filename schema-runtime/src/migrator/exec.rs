@@ -238,7 +238,10 @@ impl Migrator {
                 self.progress_bars,
                 migration.destructive(),
             );
-            context.set_index_settings(self.large_collection(), self.commit_quorum().cloned());
+            context.set_index_settings(
+                self.large_collection(),
+                self.effective_commit_quorum().await?,
+            );
             context.set_checkpoint_target(crate::store::CheckpointTarget {
                 store: store.clone(),
                 key: key.to_owned(),

@@ -11,6 +11,8 @@ mod startup;
 mod wait;
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -71,6 +73,11 @@ pub struct Migrator {
     startup_timeout: Duration,
     status_timeout: Duration,
     check_drift: bool,
+    /// What the server is, asked once (one `hello`) the first time a run needs to know, and
+    /// shared by the migrator's clones.
+    deployment: Arc<tokio::sync::OnceCell<Deployment>>,
+    /// Whether the ignored `commitQuorum` of a standalone server was warned about.
+    quorum_warned: Arc<AtomicBool>,
 }
 
 /// Defaults of the lock and start-up settings.
@@ -125,7 +132,56 @@ impl Migrator {
             startup_timeout: defaults::STARTUP_TIMEOUT,
             status_timeout: defaults::STATUS_TIMEOUT,
             check_drift: false,
+            deployment: Arc::default(),
+            quorum_warned: Arc::default(),
         }
+    }
+
+    /// What kind of deployment the database is on: asked with one `hello` the first time, then
+    /// known. A standalone server has no change streams, no transactions and no `commitQuorum`
+    /// (see [`Deployment`]); the library sends none of them there.
+    pub(crate) async fn deployment(&self) -> Result<Deployment> {
+        self.deployment
+            .get_or_try_init(|| Deployment::detect(&self.database))
+            .await
+            .copied()
+    }
+
+    /// Refuses, before anything runs, a pending migration that asks for a transaction when the
+    /// server has none (a standalone server): [`Error::TransactionsUnsupported`] names it.
+    pub(crate) async fn refuse_transactions_without_support<'a>(
+        &self,
+        mut pending: impl Iterator<Item = &'a crate::plan::PlanEntry>,
+    ) -> Result<()> {
+        let Some(entry) = pending.find(|e| e.migration.transaction()) else {
+            return Ok(());
+        };
+        if self.deployment().await?.supports_transactions() {
+            return Ok(());
+        }
+        Err(Error::TransactionsUnsupported {
+            id: entry.id.clone(),
+            description: entry.migration.description().to_owned(),
+        })
+    }
+
+    /// The `commitQuorum` index builds send: none on a standalone server, which refuses it
+    /// (<https://www.mongodb.com/docs/manual/reference/command/createIndexes/#std-label-createIndexes-cmd-commitQuorum>,
+    /// "replica sets only"); the setting is then ignored, with one warning.
+    pub(crate) async fn effective_commit_quorum(&self) -> Result<Option<mongodb::bson::Bson>> {
+        let Some(quorum) = &self.commit_quorum else {
+            return Ok(None);
+        };
+        if self.deployment().await?.supports_transactions() {
+            return Ok(Some(quorum.clone()));
+        }
+        if !self.quorum_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                commit_quorum = %quorum,
+                "the index commit quorum is ignored: the server is a standalone server, which has no replica set members to wait for"
+            );
+        }
+        Ok(None)
     }
 
     /// Whether a group with no registered migrations is accepted. Default false: it is
@@ -193,14 +249,10 @@ impl Migrator {
     /// `"votingMembers"`, a number, or a tag set name), as MongoDB's `createIndexes` takes it
     /// (<https://www.mongodb.com/docs/manual/reference/command/createIndexes/#std-label-createIndexes-cmd-commitQuorum>).
     /// Not sent unless set: the server's default is `"votingMembers"`. A standalone server
-    /// refuses it.
+    /// refuses it, so there it is not sent (one warning says it was ignored).
     pub fn index_commit_quorum(mut self, quorum: impl Into<mongodb::bson::Bson>) -> Self {
         self.commit_quorum = Some(quorum.into());
         self
-    }
-
-    pub(crate) fn commit_quorum(&self) -> Option<&mongodb::bson::Bson> {
-        self.commit_quorum.as_ref()
     }
 
     /// The threshold of [`large_collection_threshold`](Self::large_collection_threshold).
@@ -410,6 +462,9 @@ impl Migrator {
                 .hand_off(registry, report, background, floor, None)
                 .await;
         }
+        // Refused before the lock is taken, so that no other process waits for it.
+        self.refuse_transactions_without_support(plan.pending_up_to(to))
+            .await?;
         let until = match needed_now.last() {
             Some(last) if leave_background => Some(last.id.clone()),
             _ => to.cloned(),
@@ -474,16 +529,8 @@ impl Migrator {
         // Another process may have applied some while this one waited: read again under the lock.
         let plan = Plan::new(registry, store.load().await?);
         let mut report = self.check(&plan, to)?;
-        if let Some(entry) = plan.pending_up_to(to).find(|e| e.migration.transaction())
-            && !Deployment::detect(&self.database)
-                .await?
-                .supports_transactions()
-        {
-            return Err(Error::TransactionsUnsupported {
-                id: entry.id.clone(),
-                description: entry.migration.description().to_owned(),
-            });
-        }
+        self.refuse_transactions_without_support(plan.pending_up_to(to))
+            .await?;
         let applied_ids = |report: &Report| {
             report
                 .applied

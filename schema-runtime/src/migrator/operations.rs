@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::{AppliedMigration, Ended, Migrator, Step, log_warning, release_after, run_guarded};
 use crate::context::MigrationContext;
-use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::lock::Lease;
 use crate::plan::{ChecksumStatus, EntryState, Finding, Plan};
@@ -406,16 +405,8 @@ impl Migrator {
                         problem: "it is not applied; apply it with `up`".into(),
                     });
                 }
-                if entry.migration.transaction()
-                    && !Deployment::detect(self.database())
-                        .await?
-                        .supports_transactions()
-                {
-                    return Err(Error::TransactionsUnsupported {
-                        id: entry.id.clone(),
-                        description: entry.migration.description().to_owned(),
-                    });
-                }
+                self.refuse_transactions_without_support(std::iter::once(entry))
+                    .await?;
                 match self
                     .apply_one(&self.store(), &lease, entry, None, false)
                     .await

@@ -54,7 +54,12 @@ impl Migrator {
             if first {
                 // Held: from now on, wake on the lock's changes where the deployment has them.
                 first = false;
-                changes = lock.changes(CHANGE_WAIT).await;
+                // A standalone server has no change streams (they need a replica set or a
+                // sharded cluster: https://www.mongodb.com/docs/manual/changeStreams/#availability;
+                // it answers 40573): none is opened there.
+                if self.deployment().await?.supports_change_streams() {
+                    changes = lock.changes(CHANGE_WAIT).await;
+                }
                 // What happened between the try and the feed's opening is not on the feed: the
                 // release (the next try sees it), or the work this wait is for, done while the
                 // holder keeps the lock (its hand-off of background migrations): the records

@@ -29,9 +29,20 @@ async fn add_one_to_every_item(ctx: &mut MigrationContext) -> MigrationResult {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000);
+    // A crash part-way (no unwinding, no release), after this many documents.
+    let crash_after: Option<u64> = std::env::var("CRASH_AFTER_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut seen = 0_u64;
     ctx.batches("items")
         .batch_size(size)
-        .update_each(|_| Some(doc! { "$inc": { "n": 1 } }))
+        .update_each(|_| {
+            seen += 1;
+            if crash_after.is_some_and(|after| seen > after) {
+                std::process::abort();
+            }
+            Some(doc! { "$inc": { "n": 1 } })
+        })
         .await?;
     Ok(())
 }
