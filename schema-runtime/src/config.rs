@@ -28,6 +28,7 @@ use crate::redact::scrub;
 /// | `SCHEMA_LOCK_WAIT_SECS` | how long to wait for another process's lock | `300` |
 /// | `SCHEMA_STARTUP_TIMEOUT_SECS` | the longest start-up's first read may take while the server cannot be reached | `20` |
 /// | `SCHEMA_STATUS_TIMEOUT_SECS` | the longest `status()` (and `/health`) waits for the server | `2` |
+/// | `SCHEMA_MAJORITY_TIMEOUT_SECS` | how long a majority write of the records or the lock waits for the replica set to confirm it (`wtimeout`) | `10` |
 /// | `SCHEMA_MIGRATION_TIMEOUT_SECS` | the time limit of migrations that set none | none |
 /// | `SCHEMA_CHECKSUM_POLICY` | an applied migration whose code changed: `warn`, `fail` (refuse to start) or `ignore` | `warn` |
 /// | `SCHEMA_ALLOW_OUT_OF_ORDER` | apply a pending migration whose id is below the highest applied one | `false` |
@@ -78,6 +79,8 @@ pub struct Settings {
     pub startup_timeout: Duration,
     /// The longest `status()` waits for the server.
     pub status_timeout: Duration,
+    /// How long a majority write of the records or the lock waits for the replica set.
+    pub majority_timeout: Duration,
     /// The time limit of migrations that set none.
     pub migration_timeout: Option<Duration>,
     /// What to do when an applied migration's code changed.
@@ -105,6 +108,7 @@ impl fmt::Debug for Settings {
             .field("max_wait", &self.max_wait)
             .field("startup_timeout", &self.startup_timeout)
             .field("status_timeout", &self.status_timeout)
+            .field("majority_timeout", &self.majority_timeout)
             .field("migration_timeout", &self.migration_timeout)
             .field("checksum_policy", &self.checksum_policy)
             .field("allow_out_of_order", &self.allow_out_of_order)
@@ -131,6 +135,7 @@ impl Settings {
             max_wait: defaults::MAX_WAIT,
             startup_timeout: defaults::STARTUP_TIMEOUT,
             status_timeout: defaults::STATUS_TIMEOUT,
+            majority_timeout: defaults::MAJORITY_TIMEOUT,
             migration_timeout: None,
             checksum_policy: ChecksumPolicy::default(),
             allow_out_of_order: false,
@@ -200,6 +205,11 @@ impl Settings {
                 defaults::STARTUP_TIMEOUT,
             )?,
             status_timeout: seconds(&get, "SCHEMA_STATUS_TIMEOUT_SECS", defaults::STATUS_TIMEOUT)?,
+            majority_timeout: seconds(
+                &get,
+                "SCHEMA_MAJORITY_TIMEOUT_SECS",
+                defaults::MAJORITY_TIMEOUT,
+            )?,
             migration_timeout: match get("SCHEMA_MIGRATION_TIMEOUT_SECS") {
                 None => None,
                 Some(_) => Some(seconds(
@@ -284,6 +294,7 @@ impl Settings {
             .max_wait(self.max_wait)
             .startup_timeout(self.startup_timeout)
             .status_timeout(self.status_timeout)
+            .majority_timeout(self.majority_timeout)
             .migration_timeout(self.migration_timeout)
             .checksum_policy(self.checksum_policy)
             .allow_out_of_order(self.allow_out_of_order)
@@ -311,6 +322,7 @@ const KEYS: &[(&str, &str)] = &[
     ("max_wait", "SCHEMA_LOCK_WAIT_SECS"),
     ("startup_timeout", "SCHEMA_STARTUP_TIMEOUT_SECS"),
     ("status_timeout", "SCHEMA_STATUS_TIMEOUT_SECS"),
+    ("majority_timeout", "SCHEMA_MAJORITY_TIMEOUT_SECS"),
     ("migration_timeout", "SCHEMA_MIGRATION_TIMEOUT_SECS"),
     ("checksum_policy", "SCHEMA_CHECKSUM_POLICY"),
     ("allow_out_of_order", "SCHEMA_ALLOW_OUT_OF_ORDER"),

@@ -35,12 +35,12 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::options::{CollectionOptions, ReadConcern, ReturnDocument, WriteConcern};
+use mongodb::options::{CollectionOptions, ReadConcern, ReturnDocument};
 use mongodb::{Collection, Database};
 use schema_id::MigrationId;
 use tokio::sync::watch;
 
-use crate::error::driver::is_duplicate_key;
+use crate::error::driver::{is_duplicate_key, is_write_concern_error};
 use crate::error::{Error, Result};
 use crate::wire::{read_i64, show_date};
 
@@ -345,10 +345,17 @@ pub(crate) struct LeaseLock {
 
 impl LeaseLock {
     /// The lock that goes with versions collection `versions` in `database`.
-    pub(crate) fn new(database: &Database, versions: &str, lease: Duration) -> Self {
+    /// Its majority writes are bounded by `majority_timeout`; it is read on the primary.
+    pub(crate) fn new(
+        database: &Database,
+        versions: &str,
+        lease: Duration,
+        majority_timeout: Duration,
+    ) -> Self {
         let options = CollectionOptions::builder()
             .read_concern(ReadConcern::majority())
-            .write_concern(WriteConcern::majority())
+            .write_concern(crate::wire::majority(majority_timeout))
+            .selection_criteria(crate::wire::primary())
             .build();
         LeaseLock {
             collection: database.collection_with_options(&lock_collection_name(versions), options),
@@ -363,7 +370,7 @@ impl LeaseLock {
     }
 
     fn lease_ms(&self) -> i64 {
-        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+        crate::wire::millis_i64(self.lease)
     }
 
     /// The update pipeline of an acquisition. The filter of the upsert is `_id` alone: MongoDB
@@ -431,6 +438,11 @@ impl LeaseLock {
             // reports the collision): the other process holds it.
             Err(e) if is_duplicate_key(&e) => return Ok(None),
             Err(e) => {
+                if is_write_concern_error(&e) {
+                    // The primary applied the acquisition but a majority did not confirm it:
+                    // let go of it, so that the next start-up does not wait out the lease.
+                    self.let_go().await;
+                }
                 return Err(Error::database(
                     format!("taking the migration lock in {}", self.collection.name()),
                     None,
@@ -478,6 +490,21 @@ impl LeaseLock {
                 tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "no change stream on the lock; waiting with back-off");
                 None
             }
+        }
+    }
+
+    /// Frees the lease if this instance holds it, best effort (after an acquisition whose
+    /// outcome is unknown).
+    async fn let_go(&self) {
+        let freed = self
+            .collection
+            .update_one(
+                doc! { "_id": LOCK_ID, "owner": &self.owner },
+                vec![doc! { "$set": { "owner": Bson::Null, "expires_at": "$$NOW", "released_at": "$$NOW" } }],
+            )
+            .await;
+        if let Err(e) = freed {
+            tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "could not free the lock after a failed acquisition");
         }
     }
 

@@ -38,7 +38,7 @@
 
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
+use mongodb::options::{CollectionOptions, ReadConcern};
 use mongodb::{Collection, Database};
 use schema_id::MigrationId;
 
@@ -324,18 +324,26 @@ pub(crate) struct Declared<'a> {
 pub(crate) struct VersionStore {
     database: Database,
     collection: Collection<Document>,
+    majority_timeout: std::time::Duration,
 }
 
 impl VersionStore {
-    /// The store in `database`'s collection `name`.
-    pub(crate) fn new(database: &Database, name: &str) -> Self {
+    /// The store in `database`'s collection `name`, read and written on the primary, its majority
+    /// writes bounded by `majority_timeout`.
+    pub(crate) fn new(
+        database: &Database,
+        name: &str,
+        majority_timeout: std::time::Duration,
+    ) -> Self {
         let options = CollectionOptions::builder()
             .read_concern(ReadConcern::majority())
-            .write_concern(WriteConcern::majority())
+            .write_concern(crate::wire::majority(majority_timeout))
+            .selection_criteria(crate::wire::primary())
             .build();
         VersionStore {
             database: database.clone(),
             collection: database.collection_with_options(name, options),
+            majority_timeout,
         }
     }
 
@@ -438,7 +446,7 @@ impl VersionStore {
                 { "q": filter, "u": update, "upsert": true },
             ],
             "ordered": true,
-            "writeConcern": { "w": "majority" },
+            "writeConcern": { "w": "majority", "wtimeout": crate::wire::millis_i64(self.majority_timeout) },
         };
         let reply = self.database.run_command(command).await.map_err(|e| {
             StartError::Previous(Error::database(
@@ -852,7 +860,7 @@ impl VersionStore {
                 doc! { "$setOnInsert": entry, "$currentDate": { "at": true } },
             )
             .upsert(true)
-            .write_concern(WriteConcern::majority())
+            .write_concern(crate::wire::majority(self.majority_timeout))
             .await
             .map_err(|e| {
                 Error::database(
@@ -1338,7 +1346,11 @@ mod tests {
         let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
         let database = client.database(&format!("rt_store_{}", std::process::id()));
         database.drop().await.unwrap();
-        let store = VersionStore::new(&database, DEFAULT_COLLECTION);
+        let store = VersionStore::new(
+            &database,
+            DEFAULT_COLLECTION,
+            crate::migrator::defaults::MAJORITY_TIMEOUT,
+        );
         let declared = |function: &str| Declared {
             description: "d",
             checksum: "c",
@@ -1449,7 +1461,11 @@ mod tests {
         let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
         let database = client.database(&format!("rt_announce_{}", std::process::id()));
         database.drop().await.unwrap();
-        let store = VersionStore::new(&database, DEFAULT_COLLECTION);
+        let store = VersionStore::new(
+            &database,
+            DEFAULT_COLLECTION,
+            crate::migrator::defaults::MAJORITY_TIMEOUT,
+        );
         let announced = |key: &str, fence| Announced {
             key: key.to_owned(),
             fence,

@@ -54,8 +54,32 @@ impl TransactionStep {
     }
 }
 
+/// Majority write concern bounded by `timeout` (`wtimeout`). Without a bound, a majority write
+/// on a replica set that cannot reach majority (a primary-secondary-arbiter set with its
+/// secondary down) waits for ever; with one, the server answers code 64 WriteConcernFailed
+/// when the time is up (<https://www.mongodb.com/docs/manual/reference/write-concern/#wtimeout>).
+/// A standalone server acknowledges at once.
+pub(crate) fn majority(timeout: std::time::Duration) -> WriteConcern {
+    WriteConcern::builder()
+        .w(mongodb::options::Acknowledgment::Majority)
+        .w_timeout(timeout)
+        .build()
+}
+
+/// The library's own collections are read on the primary whatever read preference the
+/// application's connection string sets (`readPreference=secondaryPreferred`): the records and
+/// the lock must be read where they are written.
+pub(crate) fn primary() -> mongodb::options::SelectionCriteria {
+    mongodb::options::SelectionCriteria::ReadPreference(mongodb::options::ReadPreference::Primary)
+}
+
+/// The `wtimeout` of transactions' majority commits.
+pub(crate) const TRANSACTION_MAJORITY_TIMEOUT: std::time::Duration =
+    crate::migrator::defaults::MAJORITY_TIMEOUT;
+
 /// A new session with a transaction started in it, with majority read and write concern (what
-/// the records and checkpoints written inside it need to survive a failover).
+/// the records and checkpoints written inside it need to survive a failover), its commit bounded
+/// by the default majority timeout, on the primary.
 pub(crate) async fn start_majority_transaction(
     client: &mongodb::Client,
 ) -> Result<ClientSession, (TransactionStep, mongodb::error::Error)> {
@@ -66,7 +90,8 @@ pub(crate) async fn start_majority_transaction(
     session
         .start_transaction()
         .read_concern(ReadConcern::majority())
-        .write_concern(WriteConcern::majority())
+        .write_concern(majority(TRANSACTION_MAJORITY_TIMEOUT))
+        .selection_criteria(primary())
         .await
         .map_err(|e| (TransactionStep::Transaction, e))?;
     Ok(session)
@@ -91,6 +116,11 @@ pub(crate) async fn first_ids(
         .into_iter()
         .filter_map(|d| d.get("_id").cloned())
         .collect())
+}
+
+/// A duration in whole milliseconds, as MongoDB's `*MS` fields take it.
+pub(crate) fn millis_i64(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

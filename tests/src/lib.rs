@@ -197,8 +197,14 @@ impl CommandLog {
 
 /// A client whose every command (as the driver's command monitoring reports it) is counted.
 pub async fn counting_client() -> (Client, CommandLog) {
+    counting_client_with(|_| {}).await
+}
+
+/// A [`counting_client`] whose options `adjust` changes first (a read preference, an app name).
+pub async fn counting_client_with(adjust: impl FnOnce(&mut ClientOptions)) -> (Client, CommandLog) {
     let log = CommandLog::default();
     let mut options = bare_options().await;
+    adjust(&mut options);
     let seen = log.clone();
     let count: Seen = Box::new(move |started| {
         seen.count.fetch_add(1, Ordering::SeqCst);
@@ -537,4 +543,14 @@ pub fn signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A number as the server stores it (int, long or double), as an `i64`.
+pub fn number(value: Option<&bson::Bson>) -> Option<i64> {
+    match value? {
+        bson::Bson::Int32(n) => Some(i64::from(*n)),
+        bson::Bson::Int64(n) => Some(*n),
+        bson::Bson::Double(n) => Some(*n as i64),
+        _ => None,
+    }
 }

@@ -14,6 +14,8 @@ pub(crate) mod codes {
     pub(crate) const INVALID_OPTIONS: i32 = 72;
     pub(crate) const INDEX_OPTIONS_CONFLICT: i32 = 85;
     pub(crate) const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
+    pub(crate) const WRITE_CONCERN_FAILED: i32 = 64;
+    pub(crate) const UNSATISFIABLE_WRITE_CONCERN: i32 = 100;
     pub(crate) const WRITE_CONFLICT: i32 = 112;
     pub(crate) const CONFLICTING_OPERATION_IN_PROGRESS: i32 = 117;
     pub(crate) const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
@@ -28,6 +30,7 @@ pub(crate) const UNKNOWN_TRANSACTION_COMMIT_RESULT: &str = "UnknownTransactionCo
 
 /// What kind of failure a driver error is, for the advice that goes with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorClass {
     /// No server could be reached: network, DNS, server selection.
     Unreachable,
@@ -37,6 +40,10 @@ pub enum ErrorClass {
     Authorization,
     /// Another operation touched the same data at the same time; trying again can succeed.
     Conflict,
+    /// The replica set did not confirm a majority write in time (`wtimeout`: code 64
+    /// WriteConcernFailed), or cannot (code 100 UnsatisfiableWriteConcern): a member is down
+    /// or lagging, as in a primary-secondary-arbiter set whose secondary is down.
+    NoMajority,
     /// The server refused the request or the data as invalid.
     InvalidInput,
     /// Anything else.
@@ -72,6 +79,7 @@ impl ErrorClass {
             WRITE_CONFLICT | CONFLICTING_OPERATION_IN_PROGRESS | NO_SUCH_TRANSACTION => {
                 ErrorClass::Conflict
             }
+            WRITE_CONCERN_FAILED | UNSATISFIABLE_WRITE_CONCERN => ErrorClass::NoMajority,
             BAD_VALUE
             | FAILED_TO_PARSE
             | TYPE_MISMATCH
@@ -98,6 +106,9 @@ impl ErrorClass {
             }
             ErrorClass::Conflict => {
                 "another operation changed the same data at the same time; start again, it is safe to retry"
+            }
+            ErrorClass::NoMajority => {
+                "a majority of the replica set's data-bearing members did not confirm the write in time (SCHEMA_MAJORITY_TIMEOUT_SECS): bring the members that are down or lagging back (rs.status() shows them; a primary-secondary-arbiter set cannot reach majority with its secondary down), then start again"
             }
             ErrorClass::InvalidInput => {
                 "the server refused the request or the data as invalid: correct the migration or the documents it works on"
@@ -175,6 +186,15 @@ pub(crate) fn is_unreachable(error: &DriverError) -> bool {
 }
 
 /// Whether the error is a duplicate key (E11000).
+/// Whether the server applied the write but could not confirm it with the write concern asked
+/// for (a `writeConcernError`).
+pub(crate) fn is_write_concern_error(error: &DriverError) -> bool {
+    matches!(
+        error.kind.as_ref(),
+        ErrorKind::Write(WriteFailure::WriteConcernError(_))
+    )
+}
+
 pub(crate) fn is_duplicate_key(error: &DriverError) -> bool {
     code(error) == Some(codes::DUPLICATE_KEY) || error.to_string().contains("E11000")
 }

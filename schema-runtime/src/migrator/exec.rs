@@ -196,7 +196,7 @@ impl Migrator {
                 let failed = Failure {
                     key,
                     fence,
-                    duration_ms: millis(started.elapsed()),
+                    duration_ms: crate::wire::millis_i64(started.elapsed()),
                     late: late.as_deref(),
                 };
                 record_failure(store, failed, &error).await;
@@ -260,7 +260,7 @@ impl Migrator {
             };
             let mut session = context.take_session();
             let declared = context.take_declared();
-            let duration_ms = millis(started.elapsed());
+            let duration_ms = crate::wire::millis_i64(started.elapsed());
             let error = match ended {
                 Ended::Returned => {
                     // An announced migration whose `running` record was sent updates it; one
@@ -581,8 +581,4 @@ pub(crate) async fn release_after<T>(
         Ok(Err(e)) => Err(e),
         Err(panic) => std::panic::resume_unwind(panic),
     }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

@@ -72,6 +72,7 @@ pub struct Migrator {
     transaction_retry_limit: Duration,
     startup_timeout: Duration,
     status_timeout: Duration,
+    majority_timeout: Duration,
     check_drift: bool,
     /// What the server is, asked once (one `hello`) the first time a run needs to know, and
     /// shared by the migrator's clones.
@@ -97,6 +98,10 @@ pub mod defaults {
     pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
     /// The longest [`Migrator::status`](super::Migrator::status) waits for the server.
     pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+    /// How long a majority write of the records or the lock waits for a majority of the replica
+    /// set to confirm it (`wtimeout`), before start-up fails saying so
+    /// ([`Migrator::majority_timeout`](super::Migrator::majority_timeout)).
+    pub const MAJORITY_TIMEOUT: Duration = Duration::from_secs(10);
     /// How long a transactional migration is run again after transient transaction errors:
     /// past MongoDB's default `transactionLifetimeLimitSeconds` (60 s), after which a
     /// transaction left open by a killed process is aborted.
@@ -131,6 +136,7 @@ impl Migrator {
             transaction_retry_limit: defaults::TRANSACTION_RETRY_LIMIT,
             startup_timeout: defaults::STARTUP_TIMEOUT,
             status_timeout: defaults::STATUS_TIMEOUT,
+            majority_timeout: defaults::MAJORITY_TIMEOUT,
             check_drift: false,
             deployment: Arc::default(),
             quorum_warned: Arc::default(),
@@ -222,6 +228,17 @@ impl Migrator {
     /// (`SCHEMA_STARTUP_TIMEOUT_SECS`).
     pub fn startup_timeout(mut self, limit: Duration) -> Self {
         self.startup_timeout = limit;
+        self
+    }
+
+    /// How long a majority write of the records or the lock waits for a majority of the replica
+    /// set to confirm it (`wtimeout`). Default 10 s (`SCHEMA_MAJORITY_TIMEOUT_SECS`). Past it,
+    /// on a replica set that cannot reach majority (a primary-secondary-arbiter set with its
+    /// secondary down), start-up fails with an error of class
+    /// [`ErrorClass::NoMajority`](crate::ErrorClass::NoMajority) instead of waiting for ever.
+    /// Keep it below the lease: a renewal that waits longer gives the lease up.
+    pub fn majority_timeout(mut self, limit: Duration) -> Self {
+        self.majority_timeout = limit;
         self
     }
 
@@ -346,12 +363,17 @@ impl Migrator {
 
     /// The store of records.
     pub(crate) fn store(&self) -> VersionStore {
-        VersionStore::new(&self.database, &self.collection)
+        VersionStore::new(&self.database, &self.collection, self.majority_timeout)
     }
 
     /// The lock.
     pub(crate) fn lock(&self) -> LeaseLock {
-        LeaseLock::new(&self.database, &self.collection, self.lease)
+        LeaseLock::new(
+            &self.database,
+            &self.collection,
+            self.lease,
+            self.majority_timeout,
+        )
     }
 
     /// The group's registry: an error when it is empty, unless [`Migrator::allow_empty`].
