@@ -206,6 +206,10 @@ impl Batches<'_> {
                 }
                 (target, _) => {
                     if !updates.is_empty() {
+                        // Not sent again after an error: `run_command` is not a retryable
+                        // write (no transaction number), and the batch's updates need not be
+                        // idempotent. The walk stops; its next run resumes from the checkpoint
+                        // (at-least-once for that one batch, as documented above).
                         let reply = database
                             .run_command(command)
                             .await

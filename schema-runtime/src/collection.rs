@@ -143,11 +143,14 @@ pub(crate) async fn create(
 ) -> Result<()> {
     let mut command = doc! { "create": name };
     command.extend(options);
-    command.insert("writeConcern", doc! { "w": "majority" });
-    database
-        .run_command(command)
-        .await
-        .map_err(|e| Error::database(format!("creating collection {name:?}"), migration, e))?;
+    command.insert("writeConcern", crate::wire::majority_document());
+    crate::wire::run_idempotent(
+        database,
+        command,
+        &[crate::error::driver::codes::NAMESPACE_EXISTS],
+    )
+    .await
+    .map_err(|e| Error::database(format!("creating collection {name:?}"), migration, e))?;
     Ok(())
 }
 
@@ -246,14 +249,16 @@ pub(crate) async fn ensure_validator_for(
             };
             let mut command = doc! { "collMod": collection };
             command.extend(wanted);
-            command.insert("writeConcern", doc! { "w": "majority" });
-            database.run_command(command).await.map_err(|e| {
-                Error::database(
-                    format!("setting the validator of collection {collection:?} (collMod)"),
-                    migration,
-                    e,
-                )
-            })?;
+            command.insert("writeConcern", crate::wire::majority_document());
+            crate::wire::run_idempotent(database, command, &[])
+                .await
+                .map_err(|e| {
+                    Error::database(
+                        format!("setting the validator of collection {collection:?} (collMod)"),
+                        migration,
+                        e,
+                    )
+                })?;
             Ok(ValidatorReport {
                 change: CollectionChange::Updated,
                 violating,

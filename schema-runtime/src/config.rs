@@ -260,11 +260,7 @@ impl Settings {
         let mut options = ClientOptions::parse(&self.uri).await.map_err(|e| {
             config(
                 "MONGODB_URI",
-                format!(
-                    "{} cannot be used: {}",
-                    scrub(&self.uri),
-                    scrub(&e.to_string())
-                ),
+                crate::redact::uri_problem(&self.uri, &e.to_string()),
             )
         })?;
         if let Some(password) = options

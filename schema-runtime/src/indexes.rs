@@ -319,7 +319,7 @@ pub(crate) async fn ensure_indexes_for(
         let mut command = doc! {
             "createIndexes": collection,
             "indexes": to_create,
-            "writeConcern": { "w": "majority" },
+            "writeConcern": crate::wire::majority_document(),
         };
         if let Some(quorum) = &run.commit_quorum {
             command.insert("commitQuorum", quorum.clone());
@@ -358,7 +358,9 @@ async fn create_with_progress(
     run: &IndexRun<'_>,
 ) -> mongodb::error::Result<Document> {
     let progress_bars = run.progress_bars;
-    let build = database.run_command(command).into_future();
+    // Sent once more after an election or a network error: a build of the same specs is a
+    // no-op once the first one is done, and joins it while it runs.
+    let build = crate::wire::run_idempotent(database, command, &[]);
     tokio::pin!(build);
     let started = std::time::Instant::now();
     let mut ticks =
@@ -546,9 +548,9 @@ async fn modify_in_place(
         let command = doc! {
             "collMod": collection,
             "index": index.clone(),
-            "writeConcern": { "w": "majority" },
+            "writeConcern": crate::wire::majority_document(),
         };
-        database.run_command(command).await.map_err(|e| {
+        crate::wire::run_idempotent(database, command, &[]).await.map_err(|e| {
             Error::database(
                 format!(
                     "changing index {:?} of collection {collection:?} in place (collMod {index})",
@@ -620,18 +622,20 @@ pub(crate) async fn set_hidden(
     let command = doc! {
         "collMod": collection,
         "index": { "name": name, "hidden": hidden },
-        "writeConcern": { "w": "majority" },
+        "writeConcern": crate::wire::majority_document(),
     };
-    database.run_command(command).await.map_err(|e| {
-        Error::database(
-            format!(
-                "{} index {name:?} of collection {collection:?}",
-                if hidden { "hiding" } else { "unhiding" }
-            ),
-            migration,
-            e,
-        )
-    })?;
+    crate::wire::run_idempotent(database, command, &[])
+        .await
+        .map_err(|e| {
+            Error::database(
+                format!(
+                    "{} index {name:?} of collection {collection:?}",
+                    if hidden { "hiding" } else { "unhiding" }
+                ),
+                migration,
+                e,
+            )
+        })?;
     Ok(true)
 }
 
@@ -652,9 +656,14 @@ pub(crate) async fn drop_index_for(
     if !listed.iter().any(|i| i.get_str("name").ok() == Some(name)) {
         return Ok(false);
     }
-    let command =
-        doc! { "dropIndexes": collection, "index": name, "writeConcern": { "w": "majority" } };
-    database.run_command(command).await.map_err(|e| {
+    let command = doc! { "dropIndexes": collection, "index": name, "writeConcern": crate::wire::majority_document() };
+    crate::wire::run_idempotent(
+        database,
+        command,
+        &[crate::error::driver::codes::INDEX_NOT_FOUND],
+    )
+    .await
+    .map_err(|e| {
         Error::database(
             format!("dropping index {name:?} of collection {collection:?}"),
             migration,

@@ -95,6 +95,42 @@ fn scrub_uris(text: &str) -> String {
     out
 }
 
+/// The password of a connection string as written, when it has one: what lies between the first
+/// `:` of the user information and the last `@` before the host list (a password may hold
+/// unencoded reserved characters, which the driver then misreads).
+fn written_password(uri: &str) -> Option<&str> {
+    let rest = &uri[uri.find("://")? + 3..];
+    let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let userinfo = &rest[..rest[..word_end].rfind('@')?];
+    let password = &userinfo[userinfo.find(':')? + 1..];
+    (!password.is_empty()).then_some(password)
+}
+
+/// Why connection string `uri` cannot be used, from the driver's `message`, with no part of its
+/// password. A password with an unencoded `?`, `#` or `/` makes the driver cut the string in the
+/// wrong place and quote pieces of the password as a host or an option
+/// (`invalid server address deskadmin:Hunter2`), so when the string holds a password the
+/// driver's message is left out and the password's pieces are remembered as secrets.
+pub(crate) fn uri_problem(uri: &str, message: &str) -> String {
+    let Some(password) = written_password(uri) else {
+        return format!("{} cannot be used: {}", scrub(uri), scrub(message));
+    };
+    remember_secret(password);
+    for piece in password.split(['?', '#', '/', '@', ':', '[', ']']) {
+        remember_secret(piece);
+    }
+    let reserved = password.contains(['?', '#', '/', '@', ':', '[', ']', '%']);
+    let hint = if reserved {
+        "its password holds reserved characters (: / ? # [ ] @ %), which must be percent-encoded (`?` as %3F, `#` as %23, `/` as %2F, `@` as %40)"
+    } else {
+        "check its form: mongodb://user:password@host:port/database?options"
+    };
+    format!(
+        "{} cannot be parsed: {hint} (the driver's own message is left out, as it may quote part of the password)",
+        scrub_uris(uri)
+    )
+}
+
 /// Installs (once per process) a panic hook that prints a panic whose message holds a password
 /// with the password removed; other panics go to the hook that was there before.
 pub(crate) fn install_panic_hook() {
@@ -164,6 +200,31 @@ fn percent_encode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_connection_string_that_cannot_be_parsed_shows_no_part_of_its_password() {
+        for (uri, pieces) in [
+            (
+                "mongodb://deskadmin:Hunter2?TopSecretTail99@host/app",
+                &["Hunter2", "TopSecretTail99"][..],
+            ),
+            (
+                "mongodb://u:p@ss/w?rd#1@host/app",
+                &["rd#1", "w?rd", "ss/w"][..],
+            ),
+        ] {
+            let message = super::uri_problem(
+                uri,
+                "invalid server address deskadmin:Hunter2: got Hunter2 rd#1",
+            );
+            for piece in pieces {
+                assert!(!message.contains(piece), "{piece} in {message}");
+            }
+            assert!(message.contains("percent-encoded"), "{message}");
+        }
+        let plain = super::uri_problem("mongodb://db:27017/?bogus=1", "unknown option bogus");
+        assert!(plain.contains("unknown option bogus"), "{plain}");
+    }
+
     use super::*;
 
     #[test]

@@ -448,6 +448,9 @@ impl VersionStore {
             "ordered": true,
             "writeConcern": { "w": "majority", "wtimeout": crate::wire::millis_i64(self.majority_timeout) },
         };
+        // Not sent again after an error: its first statement matches only the previous
+        // migration's running record, so a retry after an unseen success would read as a lost
+        // lock. The run stops with the error; the next start-up reads the records again.
         let reply = self.database.run_command(command).await.map_err(|e| {
             StartError::Previous(Error::database(
                 format!("recording it as applied in {}", self.name()),

@@ -101,8 +101,8 @@ impl TestDatabase {
         };
         let client = Client::with_uri_str(&uri).await.unwrap_or_else(|e| {
             panic!(
-                "MONGODB_URI cannot be used: {}",
-                crate::scrub(&e.to_string())
+                "MONGODB_URI: {}",
+                crate::redact::uri_problem(&uri, &e.to_string())
             )
         });
         Self::with_client(&client, label).await

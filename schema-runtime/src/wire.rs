@@ -118,6 +118,57 @@ pub(crate) async fn first_ids(
         .collect())
 }
 
+/// `{ w: "majority", wtimeout }` for commands sent with `run_command` (index and validator
+/// changes): bounded by the default majority timeout, so that a replica set that cannot reach
+/// majority fails them instead of holding them for ever.
+pub(crate) fn majority_document() -> mongodb::bson::Document {
+    mongodb::bson::doc! { "w": "majority", "wtimeout": millis_i64(crate::migrator::defaults::MAJORITY_TIMEOUT) }
+}
+
+/// Error codes after which MongoDB's drivers retry a retryable write once, on a newly selected
+/// server (an election, a primary stepping down, a network failure): the retryable writes
+/// specification's list (`specifications/source/retryable-writes/retryable-writes.md`,
+/// "Determining Retryable Errors").
+const RETRYABLE_CODES: &[i32] = &[
+    6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+];
+
+/// Whether an error is one after which a command may be sent once more to the new primary.
+pub(crate) fn is_retryable(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    if error.contains_label("RetryableWriteError") {
+        return true;
+    }
+    match error.kind.as_ref() {
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => true,
+        _ => crate::error::driver::code(error).is_some_and(|c| RETRYABLE_CODES.contains(&c)),
+    }
+}
+
+/// Runs an idempotent command (`create`, `collMod`, `dropIndexes`, `createIndexes`) with
+/// `run_command`, which the driver never retries, and sends it once more after an error that
+/// an election or a network failure causes. A retry that finds its first try's work done is a
+/// success: `already` lists the codes that mean so for this command (48 NamespaceExists for
+/// `create`, 27 IndexNotFound for `dropIndexes`).
+pub(crate) async fn run_idempotent(
+    database: &mongodb::Database,
+    command: mongodb::bson::Document,
+    already: &[i32],
+) -> mongodb::error::Result<mongodb::bson::Document> {
+    match database.run_command(command.clone()).await {
+        Err(e) if is_retryable(&e) => {
+            tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "sending the command once more after a retryable error");
+            match database.run_command(command).await {
+                Err(e) if crate::error::driver::code(&e).is_some_and(|c| already.contains(&c)) => {
+                    Ok(mongodb::bson::Document::new())
+                }
+                other => other,
+            }
+        }
+        other => other,
+    }
+}
+
 /// A duration in whole milliseconds, as MongoDB's `*MS` fields take it.
 pub(crate) fn millis_i64(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)

@@ -122,6 +122,30 @@ async fn unreachable_database() -> mongodb::Database {
         .database("nowhere")
 }
 
+/// A start-up cut short by its bound keeps what the try before ran into: the refused
+/// connection, not a bare "no answer".
+#[tokio::test]
+async fn a_start_up_cut_short_by_its_bound_keeps_the_cause() {
+    let database = Client::with_uri_str(
+        "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=300",
+    )
+    .await
+    .unwrap()
+    .database("nowhere");
+    let err = Migrator::new(database)
+        .group("errors_class")
+        .startup_timeout(Duration::from_millis(1_500))
+        .apply_all()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::TimedOut { .. }), "{message}");
+    assert!(message.contains("the try before failed"), "{message}");
+    assert!(message.contains("Connection refused"), "{message}");
+    // The driver's rendering of its topology is not shown.
+    assert!(!message.contains("Topology:"), "{message}");
+}
+
 #[tokio::test]
 async fn an_unreachable_server_fails_start_up_within_its_bound_and_status_answers_quickly() {
     assert!(schema_runtime::defaults::STARTUP_TIMEOUT <= Duration::from_secs(30));

@@ -181,3 +181,40 @@ async fn the_librarys_own_reads_go_to_the_primary_whatever_the_uri_says() {
         .and_then(|p| p.get_str("mode").ok().map(str::to_owned));
     assert_eq!(mode.as_deref(), Some("secondaryPreferred"));
 }
+
+/// An election in the middle of an index build: the primary steps down and answers 189
+/// PrimarySteppedDown (`failCommand`, once). The driver does not retry `run_command`; the
+/// helper sends the build once more to the new primary, and the index is there.
+#[tokio::test]
+async fn an_index_build_interrupted_by_an_election_is_sent_once_more() {
+    let _turn = fail_point_turn().await;
+    let app = "rs-stepdown";
+    let client = client_named(app).await;
+    let t = TestDb::with_client(&client, "rs_stepdown").await;
+    let admin = schema_tests::client().await;
+    admin
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["createIndexes"], "errorCode": 189, "appName": app },
+        })
+        .await
+        .unwrap();
+    let result = schema_runtime::ensure_indexes(
+        &t.db,
+        "things",
+        &[schema_runtime::IndexSpec::new("idx_a", doc! { "a": 1 })],
+    )
+    .await;
+    fail_commands_off(&admin).await;
+    let report = result.unwrap();
+    assert_eq!(report.created, ["idx_a"]);
+    let listed = schema_runtime::list_indexes(&t.db, "things", None)
+        .await
+        .unwrap();
+    assert!(
+        listed.iter().any(|i| i.get_str("name") == Ok("idx_a")),
+        "{listed:?}"
+    );
+}

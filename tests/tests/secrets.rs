@@ -181,3 +181,30 @@ async fn a_panic_printed_on_stderr_shows_no_password() {
     );
     assert_clean("stderr", &stderr);
 }
+
+/// A connection string whose password holds an unencoded `?` or `#` cannot be parsed, and the
+/// driver's message then quotes pieces of the password as a host (`invalid server address
+/// deskadmin:Hunter2`): the error shows no piece of it, in Display or Debug (which every other
+/// rendering, the CLI's JSON included, is made from), and says to percent-encode it.
+#[tokio::test]
+async fn a_connection_string_with_unencoded_reserved_characters_shows_no_part_of_its_password() {
+    for (uri, pieces) in [
+        (
+            "mongodb://deskadmin:Hunter2?TopSecretTail99@db.example:27017/app",
+            &["Hunter2", "TopSecretTail99"][..],
+        ),
+        (
+            "mongodb://deskadmin:p@ss/w?rd#1@db.example:27017/app",
+            &["rd#1", "w?rd", "ss/w"][..],
+        ),
+    ] {
+        let settings = Settings::new(uri, "app");
+        let err = settings.migrator().await.unwrap_err();
+        let shown = format!("{err}\n{err:?}");
+        for piece in pieces {
+            assert!(!shown.contains(piece), "{piece} in {shown}");
+        }
+        assert!(shown.contains("percent-encoded"), "{shown}");
+        assert!(shown.contains("MONGODB_URI"), "{shown}");
+    }
+}

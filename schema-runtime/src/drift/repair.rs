@@ -95,7 +95,7 @@ async fn one(
             }
             let command = doc! {
                 "collMod": name, option.as_str(): declared.clone(),
-                "writeConcern": { "w": "majority" },
+                "writeConcern": crate::wire::majority_document(),
             };
             run(
                 database,
@@ -195,7 +195,7 @@ async fn one(
             // An empty validator removes it (MongoDB's collMod documentation).
             let command = doc! {
                 "collMod": name, "validator": {}, "validationLevel": "strict",
-                "validationAction": "error", "writeConcern": { "w": "majority" },
+                "validationAction": "error", "writeConcern": crate::wire::majority_document(),
             };
             run(
                 database,
@@ -209,8 +209,7 @@ async fn one(
 }
 
 async fn run(database: &Database, command: Document, what: &str) -> Result<()> {
-    database
-        .run_command(command)
+    crate::wire::run_idempotent(database, command, &[])
         .await
         .map_err(|e| Error::database(what.to_owned(), None, e))?;
     Ok(())

@@ -11,6 +11,8 @@ pub(crate) mod codes {
     pub(crate) const UNAUTHORIZED: i32 = 13;
     pub(crate) const TYPE_MISMATCH: i32 = 14;
     pub(crate) const AUTHENTICATION_FAILED: i32 = 18;
+    pub(crate) const INDEX_NOT_FOUND: i32 = 27;
+    pub(crate) const NAMESPACE_EXISTS: i32 = 48;
     pub(crate) const INVALID_OPTIONS: i32 = 72;
     pub(crate) const INDEX_OPTIONS_CONFLICT: i32 = 85;
     pub(crate) const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
@@ -170,6 +172,8 @@ pub(crate) fn describe(error: &DriverError) -> String {
             ),
             _ => "insert_many failed".to_owned(),
         },
+        ErrorKind::Authentication { message, .. } => authentication(message),
+        ErrorKind::ServerSelection { message, .. } => server_selection(message),
         _ => error.to_string(),
     };
     let labels: Vec<&String> = error.labels().iter().collect();
@@ -178,6 +182,63 @@ pub(crate) fn describe(error: &DriverError) -> String {
         text.push_str(&format!(" [{}]", labels.join(", ")));
     }
     text
+}
+
+/// The value after `field: ` in the driver's debug rendering of a server error, quoted or not.
+fn debug_field<'a>(text: &'a str, field: &str) -> Option<&'a str> {
+    let start = text.find(&format!("{field}: "))? + field.len() + 2;
+    let rest = &text[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        return quoted.find('"').map(|end| &quoted[..end]);
+    }
+    let end = rest.find([',', ' ', '}']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// The driver's authentication failure (`SCRAM failure: ... CommandError { code: 18, ... }`)
+/// as the server's code, code name and message.
+fn authentication(message: &str) -> String {
+    let mechanism = message.split(" failure").next().unwrap_or("authentication");
+    match (
+        debug_field(message, "code").and_then(|c| c.parse::<i32>().ok()),
+        debug_field(message, "code_name"),
+        debug_field(message, "message"),
+    ) {
+        (Some(code), name, Some(text)) => format!(
+            "authentication failed ({mechanism}): code {code}{}: {text}",
+            name.map(|n| format!(" ({n})")).unwrap_or_default()
+        ),
+        _ => format!("authentication failed: {message}"),
+    }
+}
+
+/// The driver's server selection failure (`Server selection timeout: No available servers.
+/// Topology: { ..., Servers: [ { Address: a, Type: t, Error: Kind: ..., labels: {} } ] }`) as
+/// what each server ran into.
+fn server_selection(message: &str) -> String {
+    let headline = message.split(". Topology:").next().unwrap_or(message);
+    let mut servers = Vec::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("Address: ") {
+        rest = &rest[at + "Address: ".len()..];
+        let address = rest.split([',', ' ']).next().unwrap_or("?").to_owned();
+        let server = &rest[..rest.find("Address: ").unwrap_or(rest.len())];
+        let error = server.find("Error: ").and_then(|e| {
+            let after = &server[e + "Error: ".len()..];
+            let end = after.find(", labels:").unwrap_or(after.len());
+            let text = after[..end].trim_start_matches("Kind: ").trim();
+            (!text.is_empty()).then(|| text.to_owned())
+        });
+        servers.push(match error {
+            Some(error) => format!("{address}: {error}"),
+            None => format!("{address}: no answer"),
+        });
+    }
+    if servers.is_empty() {
+        headline.to_owned()
+    } else {
+        format!("{headline} ({})", servers.join("; "))
+    }
 }
 
 /// Whether the error means the server could not be reached.
@@ -215,6 +276,29 @@ pub(crate) fn has_label(error: &(dyn std::error::Error + 'static), label: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authentication_and_server_selection_failures_read_like_server_errors() {
+        let auth = "SCRAM failure: Command failed: CommandError { code: 18, code_name: \"AuthenticationFailed\", message: \"Authentication failed.\", topology_version: None }";
+        assert_eq!(
+            authentication(auth),
+            "authentication failed (SCRAM): code 18 (AuthenticationFailed): Authentication failed."
+        );
+        assert_eq!(
+            authentication("SCRAM failure: no password supplied"),
+            "authentication failed: SCRAM failure: no password supplied"
+        );
+        let selection = "Server selection timeout: No available servers. Topology: { Type: Unknown, Servers: [ { Address: 127.0.0.1:1, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), labels: {} } ] }";
+        assert_eq!(
+            server_selection(selection),
+            "Server selection timeout: No available servers (127.0.0.1:1: I/O error: Connection refused (os error 111))"
+        );
+        let two = "Server selection timeout: No available servers. Topology: { Type: ReplicaSetNoPrimary, Servers: [ { Address: a:1, Type: Unknown }, { Address: b:2, Type: Unknown, Error: Kind: I/O error: timed out, labels: {} } ] }";
+        assert_eq!(
+            server_selection(two),
+            "Server selection timeout: No available servers (a:1: no answer; b:2: I/O error: timed out)"
+        );
+    }
 
     #[test]
     fn codes_are_classified_as_mongodb_documents_them() {

@@ -18,14 +18,21 @@ impl Migrator {
         let mut delay = self.retry_delay;
         let mut attempt = 1;
         let operation = format!("reading the applied migrations from {}", store.name());
+        // What the try before the one cut short by the deadline ran into: the cause, which a
+        // bare "no answer" would hide (a refused connection, a failed authentication).
+        let mut previous: Option<String> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let loaded = match tokio::time::timeout(remaining, store.load()).await {
                 Ok(loaded) => loaded,
                 Err(_) => {
+                    let cause = previous
+                        .as_deref()
+                        .map(|cause| format!("; the try before failed: {cause}"))
+                        .unwrap_or_default();
                     return Err(Error::TimedOut {
                         operation: format!(
-                            "{operation} (tried {attempt} time(s); Migrator::startup_timeout, SCHEMA_STARTUP_TIMEOUT_SECS)"
+                            "{operation} (tried {attempt} time(s); Migrator::startup_timeout, SCHEMA_STARTUP_TIMEOUT_SECS{cause})"
                         ),
                         limit: self.startup_timeout,
                     });
@@ -55,6 +62,7 @@ impl Migrator {
                         error = %source.joined(),
                         "the server cannot be reached; retrying"
                     );
+                    previous = Some(source.joined());
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
