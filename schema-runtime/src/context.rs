@@ -159,6 +159,7 @@ impl MigrationContext {
         collection: &str,
         indexes: &[IndexSpec],
     ) -> Result<IndexReport> {
+        self.outside_transaction("ensure_indexes")?;
         let run = indexes::IndexRun {
             migration: self.migration_key(),
             large_collection: self.large_collection,
@@ -179,6 +180,7 @@ impl MigrationContext {
     /// index while it is still maintained, so that dropping it later (in the next release) can
     /// be undone at once with [`unhide_index`](Self::unhide_index) if queries slow down.
     pub async fn hide_index(&self, collection: &str, name: &str) -> Result<bool> {
+        self.outside_transaction("hide_index")?;
         let changed =
             indexes::set_hidden(&self.database, collection, name, true, self.migration_key())
                 .await?;
@@ -190,6 +192,7 @@ impl MigrationContext {
 
     /// [`unhide_index`](crate::unhide_index) on this database.
     pub async fn unhide_index(&self, collection: &str, name: &str) -> Result<bool> {
+        self.outside_transaction("unhide_index")?;
         let changed = indexes::set_hidden(
             &self.database,
             collection,
@@ -208,6 +211,7 @@ impl MigrationContext {
     /// a big collection takes long), so the migration must be marked `destructive`; otherwise
     /// this is [`Error::NotApplicable`](crate::Error::NotApplicable) and nothing is dropped.
     pub async fn drop_index(&self, collection: &str, name: &str) -> Result<bool> {
+        self.outside_transaction("drop_index")?;
         self.only_if_destructive("drop_index", || {
             format!(
                 "dropping index {name:?} of collection {collection:?} loses it; mark the migration #[migration(..., destructive)] (and hide the index a release before: ctx.hide_index)"
@@ -234,6 +238,25 @@ impl MigrationContext {
         }
     }
 
+    /// [`Error::NotApplicable`](crate::Error::NotApplicable) for index, collection and
+    /// validator changes in a migration that runs in a transaction. On a real MongoDB they
+    /// cannot share it: inside a transaction `createIndexes` works only on a collection that
+    /// transaction creates
+    /// (<https://www.mongodb.com/docs/manual/core/transactions-operations/#create-collections-and-indexes-in-a-transaction>),
+    /// and outside it, on a collection the transaction has written, the command waits for the
+    /// transaction's locks until the server aborts the transaction
+    /// (`transactionLifetimeLimitSeconds`, 60 s). Refused before anything is sent.
+    fn outside_transaction(&self, helper: &str) -> Result<()> {
+        match &self.migration {
+            Some(id) if self.in_transaction() => Err(crate::Error::NotApplicable {
+                command: helper.into(),
+                id: id.clone(),
+                problem: "the migration runs in a transaction, and MongoDB cannot change indexes, collections or validators in one on collections the transaction did not create (outside it they would wait on the transaction's own locks until the server aborts it after 60 s). Move the change into a migration of its own, without `transaction`, before this one".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn migration_key(&self) -> Option<&str> {
         self.migration.as_ref().map(MigrationId::as_str)
     }
@@ -246,6 +269,7 @@ impl MigrationContext {
         name: &str,
         options: mongodb::bson::Document,
     ) -> Result<collection::CollectionChange> {
+        self.outside_transaction("ensure_collection")?;
         let change = collection::ensure_collection_for(
             &self.database,
             name,
@@ -265,6 +289,7 @@ impl MigrationContext {
     /// migrations declared about the collection (indexes, validator) no longer counts for the
     /// drift check.
     pub async fn drop_collection(&self, name: &str) -> Result<bool> {
+        self.outside_transaction("drop_collection")?;
         self.only_if_destructive("drop_collection", || {
             format!(
                 "dropping collection {name:?} loses its documents; mark the migration #[migration(..., destructive)]"
@@ -318,6 +343,7 @@ impl MigrationContext {
         action: ValidationAction,
         existing: collection::ExistingDocuments,
     ) -> Result<collection::ValidatorReport> {
+        self.outside_transaction("ensure_validator")?;
         let report = collection::ensure_validator_for(
             &self.database,
             collection,

@@ -361,3 +361,76 @@ async fn batches_inside_a_transactional_migration_are_refused_clearly() {
         "failed"
     );
 }
+
+// Writes in its transaction, then asks for an index on the collection it wrote.
+#[migration(
+    id = "0001",
+    description = "Seed and index in a transaction",
+    group = "txn_ddl",
+    transaction
+)]
+async fn index_in_a_transaction(ctx: &mut MigrationContext) -> MigrationResult {
+    let plans = ctx.collection::<Document>("plans");
+    let session = ctx.session().expect("a session");
+    plans
+        .insert_one(doc! { "_id": "free" })
+        .session(&mut *session)
+        .await?;
+    ctx.ensure_indexes(
+        "plans",
+        &[schema_runtime::IndexSpec::new(
+            "idx_name",
+            doc! { "name": 1 },
+        )],
+    )
+    .await?;
+    Ok(())
+}
+
+/// On a real mongod an index build on a collection the transaction wrote waits for the
+/// transaction's locks until the server aborts it (60 s): the helper is refused at once instead,
+/// naming the migration and what to do, and nothing lands.
+#[tokio::test]
+async fn an_index_change_inside_a_transactional_migration_is_refused_at_once() {
+    if !schema_tests::needs_replica_set(
+        "an_index_change_inside_a_transactional_migration_is_refused_at_once",
+    )
+    .await
+    {
+        return;
+    }
+    let t = TestDb::new("txnddl").await;
+    let started = std::time::Instant::now();
+    let err = Migrator::new(t.db.clone())
+        .group("txn_ddl")
+        .apply_all()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{message}"
+    );
+    assert!(message.contains("0001"), "{message}");
+    assert!(message.contains("ensure_indexes"), "{message}");
+    assert!(message.contains("migration of its own"), "{message}");
+    assert!(
+        documents(&t.db, "plans").await.is_empty(),
+        "the seed was rolled back"
+    );
+    let indexes = schema_runtime::list_indexes(&t.db, "plans", None)
+        .await
+        .unwrap_or_default();
+    assert!(
+        !indexes.iter().any(|i| i.get_str("name") == Ok("idx_name")),
+        "{indexes:?}"
+    );
+    assert_eq!(
+        record(&t.db, "0001")
+            .await
+            .unwrap()
+            .get_str("state")
+            .unwrap(),
+        "failed"
+    );
+}

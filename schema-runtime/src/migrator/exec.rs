@@ -317,20 +317,42 @@ impl Migrator {
                     transient,
                 } => {
                     abort(session.as_mut()).await;
-                    if transient && session.is_some() && retry.again(&message).await {
+                    let past = session
+                        .is_some()
+                        .then(|| past_transaction_lifetime(started.elapsed(), &message))
+                        .flatten();
+                    if past.is_none()
+                        && transient
+                        && session.is_some()
+                        && retry.again(&message).await
+                    {
                         continue;
                     }
                     return Err(Error::MigrationFailed {
                         id: entry.id.clone(),
                         description: migration.description().to_owned(),
                         attempt,
-                        message,
+                        message: past.unwrap_or(message),
                         source: cause.map(Box::new),
                         applied_before: Vec::new(),
                     });
                 }
             };
-            // The commit step failed: a transient error runs the whole transaction again.
+            // The commit step failed: a transient error runs the whole transaction again,
+            // unless the transaction outlived the server's limit (a second run would too).
+            if session.is_some()
+                && let Some(message) =
+                    past_transaction_lifetime(started.elapsed(), &error.to_string())
+            {
+                return Err(Error::MigrationFailed {
+                    id: entry.id.clone(),
+                    description: migration.description().to_owned(),
+                    attempt,
+                    message,
+                    source: Some(Box::new(Cause::of(&error))),
+                    applied_before: Vec::new(),
+                });
+            }
             if session.is_some()
                 && has_label(&error, TRANSIENT_TRANSACTION_ERROR)
                 && retry.again(&error.to_string()).await
@@ -434,6 +456,23 @@ async fn abort(session: Option<&mut ClientSession>) {
     if let Some(session) = session {
         let _ = session.abort_transaction().await;
     }
+}
+
+/// MongoDB's default `transactionLifetimeLimitSeconds`: the server aborts a transaction open
+/// longer (<https://www.mongodb.com/docs/manual/reference/parameters/#mongodb-parameter-param.transactionLifetimeLimitSeconds>).
+pub(crate) const TRANSACTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// When a transaction that ran `ran` failed with `error`: if it outlived MongoDB's default
+/// transaction lifetime, the server aborted it for that (it then answers NoSuchTransaction or
+/// TransactionExceededLifetimeLimitSeconds), and running it again would meet the same limit:
+/// the message that says so and what to do. `None` for a shorter transaction.
+pub(crate) fn past_transaction_lifetime(ran: Duration, error: &str) -> Option<String> {
+    (ran >= TRANSACTION_LIFETIME).then(|| {
+        format!(
+            "its transaction ran {:.0} s, past MongoDB's transactionLifetimeLimitSeconds (60 s by default), after which the server aborts a transaction; running it again would meet the same limit, so it was not. Split the work: walk the documents with ctx.batches in a migration without `transaction` (each batch commits with its checkpoint), or into several migrations. The server said: {error}",
+            ran.as_secs_f64()
+        )
+    })
 }
 
 /// How long a transaction is tried again after transient errors, with back-off.
@@ -580,5 +619,28 @@ pub(crate) async fn release_after<T>(
         )),
         Ok(Err(e)) => Err(e),
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_past_the_servers_lifetime_is_not_run_again() {
+        assert_eq!(
+            past_transaction_lifetime(Duration::from_secs(59), "code 251 (NoSuchTransaction)"),
+            None
+        );
+        let message =
+            past_transaction_lifetime(Duration::from_secs(61), "code 251 (NoSuchTransaction)")
+                .unwrap();
+        assert!(message.contains("ran 61 s"), "{message}");
+        assert!(
+            message.contains("transactionLifetimeLimitSeconds"),
+            "{message}"
+        );
+        assert!(message.contains("ctx.batches"), "{message}");
+        assert!(message.contains("NoSuchTransaction"), "{message}");
     }
 }
