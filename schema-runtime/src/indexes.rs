@@ -283,6 +283,20 @@ pub(crate) async fn ensure_indexes_for(
                 }
             }
             None => {
+                let requested = spec.canonical();
+                if let Some(taken) = existing
+                    .iter()
+                    .find(|d| same_definition(&canonical_existing(d), &requested))
+                {
+                    return Err(Error::IndexKeysTaken {
+                        collection: collection.to_owned(),
+                        name: spec.name().to_owned(),
+                        existing_name: taken.get_str("name").unwrap_or("?").to_owned(),
+                        existing: Box::new(canonical_existing(taken)),
+                        requested: Box::new(requested),
+                        migration: migration.and_then(MigrationId::parse_prefixed),
+                    });
+                }
                 to_create.push(Bson::Document(spec.to_document()));
                 report.created.push(spec.name().to_owned());
             }

@@ -858,3 +858,47 @@ async fn what_the_helpers_declared_is_kept_on_the_record() {
     let second = schema_tests::record(&t.db, "0002").await.unwrap();
     assert_eq!(second.get_array("declared").unwrap(), &Vec::<Bson>::new());
 }
+
+/// A hand-made `email_1` already indexes the keys a migration asks to index as `idx_email`:
+/// MongoDB would refuse the build (code 85 IndexOptionsConflict). It is a conflict error before
+/// anything is sent, showing both definitions and what to do; the indexes are left as they were.
+#[tokio::test]
+async fn the_same_keys_under_another_name_are_a_clear_conflict() {
+    let t = TestDb::new("indexkeystaken").await;
+    let users = t.db.collection::<Document>("users");
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "email": 1 })
+                .build(),
+        )
+        .await
+        .unwrap();
+    let before = list_indexes(&t.db, "users", None).await.unwrap();
+    assert!(before.iter().any(|i| i.get_str("name") == Ok("email_1")));
+    let err = ensure_indexes(
+        &t.db,
+        "users",
+        &[IndexSpec::new("idx_email", doc! { "email": 1 })],
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::IndexKeysTaken { .. }), "{message}");
+    assert!(message.contains("\"email_1\""), "{message}");
+    assert!(message.contains("\"idx_email\""), "{message}");
+    assert!(message.contains("IndexOptionsConflict"), "{message}");
+    assert!(message.contains("existing (email_1)"), "{message}");
+    assert!(message.contains("requested (idx_email)"), "{message}");
+    let after = list_indexes(&t.db, "users", None).await.unwrap();
+    assert_eq!(before, after, "nothing built");
+    // Named as the existing index, the spec adopts it.
+    let adopted = ensure_indexes(
+        &t.db,
+        "users",
+        &[IndexSpec::new("email_1", doc! { "email": 1 })],
+    )
+    .await
+    .unwrap();
+    assert_eq!(adopted.unchanged, ["email_1"]);
+}

@@ -123,6 +123,24 @@ pub enum Error {
         migration: Option<MigrationId>,
     },
 
+    /// An index is asked for under one name while the collection already has one on the same
+    /// keys and options under another (a hand-made `email_1`): MongoDB refuses a second such
+    /// index (code 85 IndexOptionsConflict). Found before anything was built.
+    IndexKeysTaken {
+        /// The collection.
+        collection: String,
+        /// The name asked for.
+        name: String,
+        /// The name of the index that has those keys.
+        existing_name: String,
+        /// That index, as the server has it.
+        existing: Box<Document>,
+        /// What was asked for.
+        requested: Box<Document>,
+        /// The migration that asked, if known.
+        migration: Option<MigrationId>,
+    },
+
     /// A unique index was not built because documents already share keys (found before the
     /// build by `ensure_indexes`; nothing was built).
     DuplicateKeys {
@@ -437,6 +455,17 @@ impl Error {
                 "index {name:?} on collection {collection:?} already exists with a different definition{}:\n  existing:  {existing}\n  requested: {requested}\nDrop the old index in a migration first, or give the new one another name",
                 migration_suffix(migration)
             ),
+            Error::IndexKeysTaken {
+                collection,
+                name,
+                existing_name,
+                existing,
+                requested,
+                migration,
+            } => format!(
+                "index {name:?} on collection {collection:?} cannot be created{}: index {existing_name:?} already has the same keys and options, and MongoDB refuses a second one under another name (code 85 IndexOptionsConflict):\n  existing ({existing_name}): {existing}\n  requested ({name}): {requested}\nName the spec {existing_name:?} to adopt the existing index, or drop {existing_name:?} in a destructive migration first",
+                migration_suffix(migration)
+            ),
             Error::DuplicateKeys {
                 collection,
                 index,
@@ -581,7 +610,7 @@ impl Error {
 
     /// How many variants [`Error::variant`] names (checked by the tests).
     #[cfg(test)]
-    const VARIANT_COUNT: usize = 25;
+    const VARIANT_COUNT: usize = 26;
 
     fn variant(&self) -> &'static str {
         match self {
@@ -592,6 +621,7 @@ impl Error {
             Error::MigrationTimedOut { .. } => "MigrationTimedOut",
             Error::Database { .. } => "Database",
             Error::IndexConflict { .. } => "IndexConflict",
+            Error::IndexKeysTaken { .. } => "IndexKeysTaken",
             Error::DuplicateKeys { .. } => "DuplicateKeys",
             Error::ValidatorRejectsExisting { .. } => "ValidatorRejectsExisting",
             Error::BadRecord { .. } => "BadRecord",
@@ -729,6 +759,14 @@ mod tests {
             Error::IndexConflict {
                 collection: s(),
                 name: s(),
+                existing: Box::new(mongodb::bson::doc! { "k": s() }),
+                requested: Box::new(mongodb::bson::doc! { "k": s() }),
+                migration: Some(id()),
+            },
+            Error::IndexKeysTaken {
+                collection: s(),
+                name: s(),
+                existing_name: s(),
                 existing: Box::new(mongodb::bson::doc! { "k": s() }),
                 requested: Box::new(mongodb::bson::doc! { "k": s() }),
                 migration: Some(id()),
