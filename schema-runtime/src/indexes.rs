@@ -558,22 +558,31 @@ async fn modify_in_place(
         steps.push(doc! { "name": spec.name(), "prepareUnique": true });
         steps.push(doc! { "name": spec.name(), "unique": true });
     }
+    // Whether `prepareUnique: true` is on: from then on the application's inserts of duplicate
+    // keys fail, so a conversion that stops there must be undone.
+    let mut prepared = false;
     for index in steps {
         let command = doc! {
             "collMod": collection,
             "index": index.clone(),
             "writeConcern": crate::wire::majority_document(),
         };
-        crate::wire::run_idempotent(database, command, &[]).await.map_err(|e| {
-            Error::database(
+        if let Err(e) = crate::wire::run_idempotent(database, command, &[]).await {
+            let undone = if prepared {
+                undo_prepare_unique(database, collection, spec.name()).await
+            } else {
+                String::new()
+            };
+            return Err(Error::database(
                 format!(
-                    "changing index {:?} of collection {collection:?} in place (collMod {index})",
+                    "changing index {:?} of collection {collection:?} in place (collMod {index}){undone}",
                     spec.name()
                 ),
                 migration,
                 e,
-            )
-        })?;
+            ));
+        }
+        prepared |= index.get_bool("prepareUnique") == Ok(true);
     }
     tracing::info!(
         collection,
@@ -582,6 +591,32 @@ async fn modify_in_place(
         "changed an index in place"
     );
     Ok(())
+}
+
+/// Sets `prepareUnique` of index `name` back to false after a unique conversion that failed
+/// half-way (MongoDB's documented way to abandon it:
+/// <https://www.mongodb.com/docs/manual/core/index-unique/convert-to-unique/>); what happened,
+/// for the error.
+async fn undo_prepare_unique(database: &Database, collection: &str, name: &str) -> String {
+    let command = doc! {
+        "collMod": collection,
+        "index": { "name": name, "prepareUnique": false },
+        "writeConcern": crate::wire::majority_document(),
+    };
+    match crate::wire::run_idempotent(database, command, &[]).await {
+        Ok(_) => {
+            tracing::warn!(
+                collection,
+                index = name,
+                "the unique conversion failed; prepareUnique was set back to false"
+            );
+            "; prepareUnique was set back to false, so inserts of duplicate keys work again as before".to_owned()
+        }
+        Err(e) => format!(
+            "; setting prepareUnique back to false failed too ({}): inserts of duplicate keys into {collection:?} fail until you run collMod {{ index: {{ name: {name:?}, prepareUnique: false }} }}",
+            crate::error::Cause::of(&e).joined()
+        ),
+    }
 }
 
 /// The warning for building `names` on `collection` when its estimated document count (one

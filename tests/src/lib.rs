@@ -80,6 +80,24 @@ pub async fn needs_replica_set(test: &str) -> bool {
     true
 }
 
+/// Whether the test server is the local SecantusDB server (its `buildInfo` has
+/// `secantusVersion`). A test that needs one of its own features (such as a `failCommand`
+/// mode with both `skip` and `times`, which mongod does not have) returns early elsewhere,
+/// saying so, and says so in its name.
+pub async fn is_local_server(test: &str) -> bool {
+    let client = Client::with_options(bare_options().await).expect("a client for MONGODB_URI");
+    let info = client
+        .database("admin")
+        .run_command(bson::doc! { "buildInfo": 1 })
+        .await
+        .unwrap_or_default();
+    let local = info.contains_key("secantusVersion");
+    if !local {
+        eprintln!("skipped {test}: it needs a feature of the local test server");
+    }
+    local
+}
+
 async fn deployment_of(client: &Client) -> Option<Deployment> {
     let hello = client
         .database("admin")

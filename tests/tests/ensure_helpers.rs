@@ -902,3 +902,60 @@ async fn the_same_keys_under_another_name_are_a_clear_conflict() {
     .unwrap();
     assert_eq!(adopted.unchanged, ["email_1"]);
 }
+
+/// A unique conversion whose second `collMod` (`unique: true`) fails would leave the index
+/// `prepareUnique: true`, and the application's inserts of duplicate keys would start failing:
+/// it is undone (`prepareUnique: false`) and the error says so. The failure comes from a
+/// `failCommand` that lets the first `collMod` through and fails the second (`skip` with
+/// `times`, a mode of the local server's fail point that mongod does not have).
+#[tokio::test]
+async fn a_failed_unique_conversion_undoes_prepare_unique_on_the_local_server() {
+    if !schema_tests::is_local_server(
+        "a_failed_unique_conversion_undoes_prepare_unique_on_the_local_server",
+    )
+    .await
+    {
+        return;
+    }
+    let _turn = schema_tests::fail_point_turn().await;
+    let app = "unique-undo";
+    let client = schema_tests::client_named(app).await;
+    let t = TestDb::with_client(&client, "uniqueundo").await;
+    let admin = schema_tests::client().await;
+    let sessions = t.db.collection::<Document>("sessions");
+    sessions
+        .insert_many([
+            doc! { "_id": 1, "token": "a" },
+            doc! { "_id": 2, "token": "b" },
+        ])
+        .await
+        .unwrap();
+    let token = || IndexSpec::new("idx_token", doc! { "token": 1 });
+    ensure_indexes(&t.db, "sessions", &[token()]).await.unwrap();
+    admin
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "skip": 1, "times": 1 },
+            "data": { "failCommands": ["collMod"], "errorCode": 2, "appName": app },
+        })
+        .await
+        .unwrap();
+    let result = ensure_indexes(&t.db, "sessions", &[token().unique()]).await;
+    schema_tests::fail_commands_off(&admin).await;
+    let message = result.unwrap_err().to_string();
+    assert!(message.contains("unique"), "{message}");
+    assert!(
+        message.contains("prepareUnique was set back to false"),
+        "{message}"
+    );
+    let listed = list_indexes(&t.db, "sessions", None).await.unwrap();
+    let idx = index(&listed, "idx_token");
+    assert_ne!(idx.get_bool("prepareUnique"), Ok(true), "{idx}");
+    assert_ne!(idx.get_bool("unique"), Ok(true), "{idx}");
+    // The application can insert a duplicate key again.
+    sessions
+        .insert_one(doc! { "_id": 3, "token": "a" })
+        .await
+        .unwrap();
+}
