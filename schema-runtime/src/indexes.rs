@@ -380,6 +380,8 @@ async fn create_with_progress(
     let mut ticks =
         tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_FIRST, PROGRESS_EVERY);
     let mut bar: Option<crate::progress::Progress> = None;
+    // The phase being shown: its name, when it was first seen, and its count then.
+    let mut phase: Option<(String, std::time::Instant, u64)> = None;
     let mut last_log: Option<std::time::Instant> = None;
     let mut said_none = false;
     loop {
@@ -392,17 +394,27 @@ async fn create_with_progress(
             }
             _ = ticks.tick() => {
                 match build_progress(database, collection).await {
-                    Ok(Some((done, total))) => {
+                    Ok(Some(progress)) => {
+                        // A new phase counts other things: a bar and a rate of its own.
+                        if phase.as_ref().is_none_or(|(name, _, _)| *name != progress.phase) {
+                            if let Some(bar) = bar.take() {
+                                bar.finish();
+                            }
+                            phase = Some((progress.phase.clone(), std::time::Instant::now(), progress.done));
+                            last_log = None;
+                        }
+                        let (name, since, from) = phase.as_ref().expect("set above");
+                        let BuildProgress { done, total, .. } = progress;
                         let bar = bar.get_or_insert_with(|| {
-                            crate::progress::Progress::new(progress_bars, total, &format!("{collection} indexes"), done)
+                            crate::progress::Progress::new(progress_bars, total, &format!("{collection} indexes: {name}"), done)
                         });
                         bar.set_position(done);
                         if last_log.is_none_or(|at| at.elapsed() >= PROGRESS_LOG_EVERY) {
                             last_log = Some(std::time::Instant::now());
-                            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-                            tracing::info!(collection, indexes = ?names, done, total, rate = rate.round() as u64, "building indexes");
+                            let rate = done.saturating_sub(*from) as f64 / since.elapsed().as_secs_f64().max(0.001);
+                            tracing::info!(collection, indexes = ?names, phase = %name, done, total, rate = rate.round() as u64, "building indexes");
                             if let Some(record) = &run.record {
-                                keep_progress(record, collection, names, done, total).await;
+                                keep_progress(record, collection, names, name, done, total).await;
                             }
                         }
                     }
@@ -428,11 +440,13 @@ async fn keep_progress(
     record: &crate::store::CheckpointTarget,
     collection: &str,
     names: &[String],
+    phase: &str,
     done: u64,
     total: u64,
 ) {
     let field = format!("checkpoints.{} (indexes)", collection.replace('.', "_"));
-    let progress = doc! { "done": done as i64, "total": total as i64, "indexes": names };
+    let progress =
+        doc! { "done": done as i64, "total": total as i64, "indexes": names, "phase": phase };
     let kept = match record.recorded().await {
         Ok(()) => {
             record
@@ -451,10 +465,13 @@ async fn keep_progress(
 async fn build_progress(
     database: &Database,
     collection: &str,
-) -> mongodb::error::Result<Option<(u64, u64)>> {
+) -> mongodb::error::Result<Option<BuildProgress>> {
+    let namespace = format!("{}.{collection}", database.name());
+    let commands = format!("{}.$cmd", database.name());
+    // `$currentOp` runs on `admin` only (https://www.mongodb.com/docs/manual/reference/operator/aggregation/currentOp/).
     let pipeline = [
         doc! { "$currentOp": { "allUsers": true, "idleConnections": false } },
-        doc! { "$match": { "command.createIndexes": collection, "progress": { "$exists": true } } },
+        doc! { "$match": { "progress": { "$exists": true }, "ns": { "$in": [&namespace, &commands] } } },
     ];
     let ops: Vec<Document> = database
         .client()
@@ -463,24 +480,66 @@ async fn build_progress(
         .await?
         .try_collect()
         .await?;
-    let namespace = format!("{}.{collection}", database.name());
     Ok(ops
         .iter()
-        .filter(|op| {
-            op.get_str("ns")
-                .is_ok_and(|ns| ns == namespace || ns.ends_with(".$cmd"))
-        })
+        .filter(|op| is_build_of(op, database.name(), collection))
         .find_map(progress_of))
 }
 
-/// `done` and `total` of one `$currentOp` entry of an index build, whose documented shape is
+/// Whether a `$currentOp` entry is a build of indexes on `database.collection`. MongoDB shows a
+/// build under the collection's own namespace; its `command` may be cut to
+/// `{ $truncated: "...", comment }` when large
+/// (<https://www.mongodb.com/docs/manual/reference/command/currentOp/#mongodb-data-currentOp.command>),
+/// so a truncated command or an `Index Build` message on that namespace counts too. Under the
+/// database's `$cmd` namespace only a command naming the collection counts.
+fn is_build_of(op: &Document, database: &str, collection: &str) -> bool {
+    let ns = op.get_str("ns").unwrap_or_default();
+    let command = op.get_document("command").ok();
+    let names_it = command.is_some_and(|c| c.get_str("createIndexes") == Ok(collection));
+    if ns == format!("{database}.{collection}") {
+        names_it
+            || command.is_some_and(|c| c.contains_key("$truncated"))
+            || op
+                .get_str("msg")
+                .is_ok_and(|m| m.starts_with("Index Build"))
+    } else {
+        ns == format!("{database}.$cmd") && names_it
+    }
+}
+
+/// One phase of an index build as `$currentOp` reports it: MongoDB counts the documents it
+/// scans, then the keys it inserts from its sorter, each phase with its own `done` and
+/// `total`, so a rate is only meaningful within one phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BuildProgress {
+    phase: String,
+    done: u64,
+    total: u64,
+}
+
+/// The progress of one `$currentOp` entry of an index build, whose documented shape is
 /// `{ ..., "msg": "Index Build: scanning collection ...", "progress": { "done": 16448, "total":
 /// 100000 } }` (<https://www.mongodb.com/docs/manual/reference/command/currentOp/#currentop-index-creation>).
-fn progress_of(op: &Document) -> Option<(u64, u64)> {
+/// The phase is the message's last `Index Build: ...` part up to its counts.
+fn progress_of(op: &Document) -> Option<BuildProgress> {
     let progress = op.get_document("progress").ok()?;
     let done = crate::wire::read_i64(progress.get("done"))?;
     let total = crate::wire::read_i64(progress.get("total"))?;
-    (done >= 0 && total > 0).then_some((done as u64, total as u64))
+    if done < 0 || total <= 0 {
+        return None;
+    }
+    let phase = op
+        .get_str("msg")
+        .ok()
+        .and_then(|m| m.rsplit("Index Build: ").next())
+        .map(|m| m.split(':').next().unwrap_or(m).trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "building".to_owned());
+    Some(BuildProgress {
+        phase,
+        done: done as u64,
+        total: total as u64,
+    })
 }
 
 /// The options MongoDB changes on an existing index with `collMod`, without rebuilding it
@@ -1176,10 +1235,28 @@ mod tests {
             "msg": "Index Build: scanning collection Index Build: scanning collection: 16448/100000 16%",
             "progress": { "done": 16448, "total": 100000 },
         };
-        assert_eq!(progress_of(&op), Some((16448, 100000)));
+        let counts = |op: &Document| progress_of(op).map(|p| (p.done, p.total));
+        assert_eq!(counts(&op), Some((16448, 100000)));
+        assert_eq!(progress_of(&op).unwrap().phase, "scanning collection");
+        assert!(is_build_of(&op, "app", "events"));
+        let inserting = doc! {
+            "ns": "app.events",
+            "msg": "Index Build: inserting keys from external sorter into index Index Build: inserting keys from external sorter into index: 5000/100000 5%",
+            "progress": { "done": 5000, "total": 100000 },
+        };
         assert_eq!(
-            progress_of(&doc! { "progress": { "done": 5_i64, "total": 10.0 } }),
+            progress_of(&inserting).unwrap().phase,
+            "inserting keys from external sorter into index"
+        );
+        assert_eq!(
+            counts(&doc! { "progress": { "done": 5_i64, "total": 10.0 } }),
             Some((5, 10))
+        );
+        assert_eq!(
+            progress_of(&doc! { "progress": { "done": 5, "total": 10 } })
+                .unwrap()
+                .phase,
+            "building"
         );
         for op in [
             doc! {},
@@ -1190,5 +1267,26 @@ mod tests {
         ] {
             assert_eq!(progress_of(&op), None, "{op}");
         }
+    }
+
+    #[test]
+    fn index_builds_are_matched_by_their_exact_namespace() {
+        // A command $currentOp cut short is still this build.
+        let truncated = doc! { "ns": "app.events", "command": { "$truncated": "{ createIndexes: \"events\", ...", "comment": "x" } };
+        assert!(is_build_of(&truncated, "app", "events"));
+        // Another database's collection of the same name, or a collection whose name starts
+        // the same, is not.
+        let other_db = doc! { "ns": "other.events", "command": { "createIndexes": "events" } };
+        assert!(!is_build_of(&other_db, "app", "events"));
+        let longer =
+            doc! { "ns": "app.events_archive", "command": { "createIndexes": "events_archive" } };
+        assert!(!is_build_of(&longer, "app", "events"));
+        // Under the database's $cmd namespace only when the command names the collection.
+        let cmd = doc! { "ns": "app.$cmd", "command": { "createIndexes": "events" } };
+        assert!(is_build_of(&cmd, "app", "events"));
+        let cmd_other = doc! { "ns": "app.$cmd", "command": { "createIndexes": "users" } };
+        assert!(!is_build_of(&cmd_other, "app", "events"));
+        let other_cmd = doc! { "ns": "other.$cmd", "command": { "createIndexes": "events" } };
+        assert!(!is_build_of(&other_cmd, "app", "events"));
     }
 }
