@@ -96,6 +96,14 @@ impl IndexSpec {
         self.option("language_override", field)
     }
 
+    /// The index's collation (`{ locale: "en", strength: 2 }` for case-insensitive English).
+    /// Compared with what the server lists as MongoDB expands it: options at their default
+    /// and the ICU version do not count, and on a collection with a default collation an index
+    /// without one has the collection's.
+    pub fn collation(self, collation: Document) -> Self {
+        self.option("collation", collation)
+    }
+
     /// Any other `createIndexes` option, as the server names it.
     pub fn option(mut self, key: &str, value: impl Into<Bson>) -> Self {
         self.options.insert(key, value.into());
@@ -254,6 +262,26 @@ pub(crate) async fn ensure_indexes_for(
 ) -> Result<IndexReport> {
     let migration = run.migration;
     let existing = list_indexes(database, collection, migration).await?;
+    // The collection's default collation, which indexes without one inherit: asked (one
+    // `listCollections`) only when a collation is in play.
+    let collation_in_play = existing.iter().any(|i| i.contains_key("collation"))
+        || indexes
+            .iter()
+            .any(|s| s.canonical().contains_key("collation"));
+    let default_collation = if collation_in_play {
+        crate::collection::collection_info(database, collection, migration)
+            .await?
+            .and_then(|info| info.get_document("options").ok().cloned())
+            .and_then(|options| options.get_document("collation").ok().cloned())
+    } else {
+        None
+    };
+    let existing_form = |index: &Document| {
+        without_inherited_collation(canonical_existing(index), default_collation.as_ref())
+    };
+    let requested_form = |spec: &IndexSpec| {
+        without_inherited_collation(spec.canonical(), default_collation.as_ref())
+    };
     let mut report = IndexReport::default();
     let mut to_create = Vec::new();
     let mut to_modify = Vec::new();
@@ -263,8 +291,8 @@ pub(crate) async fn ensure_indexes_for(
             .find(|d| d.get_str("name").ok() == Some(spec.name()))
         {
             Some(found) => {
-                let existing = canonical_existing(found);
-                let requested = spec.canonical();
+                let existing = existing_form(found);
+                let requested = requested_form(spec);
                 if same_definition(&existing, &requested) {
                     report.unchanged.push(spec.name().to_owned());
                     continue;
@@ -283,16 +311,16 @@ pub(crate) async fn ensure_indexes_for(
                 }
             }
             None => {
-                let requested = spec.canonical();
+                let requested = requested_form(spec);
                 if let Some(taken) = existing
                     .iter()
-                    .find(|d| same_definition(&canonical_existing(d), &requested))
+                    .find(|d| same_definition(&existing_form(d), &requested))
                 {
                     return Err(Error::IndexKeysTaken {
                         collection: collection.to_owned(),
                         name: spec.name().to_owned(),
                         existing_name: taken.get_str("name").unwrap_or("?").to_owned(),
-                        existing: Box::new(canonical_existing(taken)),
+                        existing: Box::new(existing_form(taken)),
                         requested: Box::new(requested),
                         migration: migration.and_then(MigrationId::parse_prefixed),
                     });
@@ -1025,6 +1053,66 @@ pub(crate) fn same_definition(a: &Document, b: &Document) -> bool {
 
 /// Orders the top-level fields and turns every number into a double, so that `1`, `1i64` and
 /// `1.0` compare equal and field order of the options does not matter (key order does).
+/// A collation as MongoDB compares it: `listIndexes` (and `listCollections`) return the whole
+/// collation with every option filled in and the ICU `version`
+/// (`{ locale: "en", caseLevel: false, caseFirst: "off", strength: 2, numericOrdering: false,
+/// alternate: "non-ignorable", maxVariable: "punct", normalization: false, backwards: false,
+/// version: "57.1" }`), while a spec names only what it sets. Options at their default
+/// (<https://www.mongodb.com/docs/manual/reference/collation/#collation-document>; `backwards`
+/// is on by default for `fr_CA`) and the version are left out, so both read the same. The
+/// `simple` locale is no collation at all (`None`).
+pub(crate) fn canonical_collation(collation: &Document) -> Option<Document> {
+    let locale = collation.get_str("locale").unwrap_or_default();
+    if locale == "simple" {
+        return None;
+    }
+    let defaults: [(&str, Bson); 8] = [
+        ("caseLevel", Bson::Boolean(false)),
+        ("caseFirst", Bson::String("off".into())),
+        ("strength", Bson::Double(3.0)),
+        ("numericOrdering", Bson::Boolean(false)),
+        ("alternate", Bson::String("non-ignorable".into())),
+        ("maxVariable", Bson::String("punct".into())),
+        ("normalization", Bson::Boolean(false)),
+        ("backwards", Bson::Boolean(locale == "fr_CA")),
+    ];
+    let number = |v: &Bson| match v {
+        Bson::Int32(n) => Bson::Double(f64::from(*n)),
+        Bson::Int64(n) => Bson::Double(*n as f64),
+        other => other.clone(),
+    };
+    let mut out = Document::new();
+    for (option, value) in collation {
+        if option == "version" {
+            continue;
+        }
+        let value = number(value);
+        if defaults
+            .iter()
+            .any(|(d, default)| d == option && *default == value)
+        {
+            continue;
+        }
+        out.insert(option, value);
+    }
+    let mut entries: Vec<(String, Bson)> = out.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(entries.into_iter().collect())
+}
+
+/// `spec` (canonical) without its collation when that is the collection's default collation:
+/// an index created without one inherits the collection's, and `listIndexes` then shows it.
+pub(crate) fn without_inherited_collation(
+    mut spec: Document,
+    collection_default: Option<&Document>,
+) -> Document {
+    let default = collection_default.and_then(canonical_collation);
+    if default.is_some() && spec.get_document("collation").ok() == default.as_ref() {
+        spec.remove("collation");
+    }
+    spec
+}
+
 pub(crate) fn canonicalize(spec: Document) -> Document {
     fn numbers(value: Bson) -> Bson {
         match value {
@@ -1037,7 +1125,15 @@ pub(crate) fn canonicalize(spec: Document) -> Document {
             other => other,
         }
     }
-    let mut entries: Vec<(String, Bson)> = spec.into_iter().map(|(k, v)| (k, numbers(v))).collect();
+    let mut entries: Vec<(String, Bson)> = spec
+        .into_iter()
+        .filter_map(|(k, v)| match (k.as_str(), v) {
+            ("collation", Bson::Document(c)) => {
+                canonical_collation(&c).map(|c| (k, Bson::Document(c)))
+            }
+            (_, v) => Some((k, numbers(v))),
+        })
+        .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries.into_iter().collect()
 }
@@ -1052,6 +1148,62 @@ mod tests {
 
     fn same(spec: &IndexSpec, listed: Document) -> bool {
         same_definition(&spec.canonical(), &canonical_existing(&listed))
+    }
+
+    #[test]
+    fn a_collation_compares_as_mongodb_expands_it() {
+        // What listIndexes returns for { locale: "en", strength: 2 } (MongoDB's documented
+        // collation document with every default filled in, and the ICU version).
+        let listed = doc! { "v": 2, "key": { "email": 1 }, "name": "idx_email",
+        "collation": { "locale": "en", "caseLevel": false, "caseFirst": "off", "strength": 2,
+        "numericOrdering": false, "alternate": "non-ignorable", "maxVariable": "punct",
+        "normalization": false, "backwards": false, "version": "57.1" } };
+        let spec = IndexSpec::new("idx_email", doc! { "email": 1 })
+            .collation(doc! { "locale": "en", "strength": 2 });
+        assert!(same(&spec, listed.clone()));
+        // Another strength is another index.
+        let other =
+            IndexSpec::new("idx_email", doc! { "email": 1 }).collation(doc! { "locale": "en" });
+        assert!(!same(&other, listed));
+        // fr_CA sorts accents backwards by default.
+        let fr = doc! { "v": 2, "key": { "a": 1 }, "name": "a", "collation": { "locale": "fr_CA",
+        "caseLevel": false, "caseFirst": "off", "strength": 3, "numericOrdering": false,
+        "alternate": "non-ignorable", "maxVariable": "punct", "normalization": false,
+        "backwards": true, "version": "57.1" } };
+        assert!(same(
+            &IndexSpec::new("a", doc! { "a": 1 }).collation(doc! { "locale": "fr_CA" }),
+            fr
+        ));
+        // The simple locale is no collation.
+        assert!(same(
+            &IndexSpec::new("a", doc! { "a": 1 }).collation(doc! { "locale": "simple" }),
+            doc! { "v": 2, "key": { "a": 1 }, "name": "a" }
+        ));
+    }
+
+    #[test]
+    fn an_index_inherits_the_collections_default_collation() {
+        let default = doc! { "locale": "de", "caseLevel": false, "caseFirst": "off", "strength": 1,
+        "numericOrdering": false, "alternate": "non-ignorable", "maxVariable": "punct",
+        "normalization": false, "backwards": false, "version": "57.1" };
+        let listed =
+            doc! { "v": 2, "key": { "name": 1 }, "name": "idx_name", "collation": default.clone() };
+        let spec = IndexSpec::new("idx_name", doc! { "name": 1 });
+        let existing = without_inherited_collation(canonical_existing(&listed), Some(&default));
+        let requested = without_inherited_collation(spec.canonical(), Some(&default));
+        assert!(same_definition(&existing, &requested));
+        // Asking for the collection's collation by name reads the same.
+        let explicit = IndexSpec::new("idx_name", doc! { "name": 1 })
+            .collation(doc! { "locale": "de", "strength": 1 });
+        assert!(same_definition(
+            &existing,
+            &without_inherited_collation(explicit.canonical(), Some(&default))
+        ));
+        // Without the collection's default, the listed collation is a difference.
+        assert!(!same_definition(
+            &canonical_existing(&listed),
+            &spec.canonical()
+        ));
     }
 
     #[test]

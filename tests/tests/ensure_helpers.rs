@@ -959,3 +959,37 @@ async fn a_failed_unique_conversion_undoes_prepare_unique_on_the_local_server() 
         .await
         .unwrap();
 }
+
+/// An index with a collation, and an index on a collection with a default collation, are
+/// unchanged the second time: `listIndexes` shows the collation with every default filled in
+/// (on a real mongod) and an index inherits the collection's, which the comparison expects
+/// (unit-tested on MongoDB's expanded shape in `indexes::tests`).
+#[tokio::test]
+async fn indexes_with_collations_are_unchanged_the_second_time() {
+    let t = TestDb::new("collations").await;
+    let by_email = [IndexSpec::new("idx_email_ci", doc! { "email": 1 })
+        .collation(doc! { "locale": "en", "strength": 2 })];
+    let first = ensure_indexes(&t.db, "users", &by_email).await.unwrap();
+    assert_eq!(first.created, ["idx_email_ci"]);
+    let listed = list_indexes(&t.db, "users", None).await.unwrap();
+    let collation = index(&listed, "idx_email_ci")
+        .get_document("collation")
+        .unwrap()
+        .clone();
+    assert_eq!(collation.get_str("locale").unwrap(), "en", "{collation}");
+    let again = ensure_indexes(&t.db, "users", &by_email).await.unwrap();
+    assert_eq!(again.unchanged, ["idx_email_ci"], "{again:?}");
+
+    ensure_collection(
+        &t.db,
+        "names",
+        doc! { "collation": { "locale": "de", "strength": 1 } },
+    )
+    .await
+    .unwrap();
+    let by_name = [IndexSpec::new("idx_name", doc! { "name": 1 })];
+    let first = ensure_indexes(&t.db, "names", &by_name).await.unwrap();
+    assert_eq!(first.created, ["idx_name"]);
+    let again = ensure_indexes(&t.db, "names", &by_name).await.unwrap();
+    assert_eq!(again.unchanged, ["idx_name"], "{again:?}");
+}

@@ -11,7 +11,9 @@ use mongodb::bson::{Bson, Document, doc};
 use super::Drift;
 use super::declared::{DeclaredSchema, DeclaredValidator};
 use crate::error::{Error, Result};
-use crate::indexes::{canonical_existing, canonicalize, list_indexes, same_definition};
+use crate::indexes::{
+    canonical_existing, canonicalize, list_indexes, same_definition, without_inherited_collation,
+};
 
 /// One collection as the server lists it.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +124,7 @@ fn compare_indexes(
             .iter()
             .find(|i| i.get_str("name").ok() == Some(name))
     };
+    let default_collation = found.options.get_document("collation").ok();
     if let Some(wanted) = wanted {
         for (name, (spec, by)) in &wanted.indexes {
             let declared = spec.canonical();
@@ -134,7 +137,10 @@ fn compare_indexes(
                 }),
                 Some(index) => {
                     let live = canonical_existing(index);
-                    if !same_definition(&live, &declared) {
+                    if !same_definition(
+                        &without_inherited_collation(live.clone(), default_collation),
+                        &without_inherited_collation(declared.clone(), default_collation),
+                    ) {
                         findings.push(Drift::DifferentIndex {
                             collection: collection.to_owned(),
                             name: name.clone(),
