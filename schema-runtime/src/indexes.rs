@@ -523,7 +523,7 @@ async fn build_progress(
 fn is_build_of(op: &Document, database: &str, collection: &str) -> bool {
     let ns = op.get_str("ns").unwrap_or_default();
     let command = op.get_document("command").ok();
-    let names_it = command.is_some_and(|c| c.get_str("createIndexes") == Ok(collection));
+    let names_it = command.is_some_and(|c| c.get_str("createIndexes").ok() == Some(collection));
     if ns == format!("{database}.{collection}") {
         names_it
             || command.is_some_and(|c| c.contains_key("$truncated"))
@@ -669,7 +669,7 @@ async fn modify_in_place(
                 e,
             ));
         }
-        prepared |= index.get_bool("prepareUnique") == Ok(true);
+        prepared |= index.get_bool("prepareUnique").ok() == Some(true);
     }
     tracing::info!(
         collection,

@@ -234,33 +234,107 @@ impl Backoff {
 }
 
 /// Changes to the lease document, as a change stream delivers them.
+///
+/// On a replica set the stream is run with plain commands in a session of its own (`aggregate`
+/// with `$changeStream`, then `getMore`, on the primary), so that [`LockChanges::close`] can
+/// end its cursor with `killCursors` before the wait returns. The driver's own change stream
+/// kills its cursor from a task it spawns when dropped; a process that exits right after
+/// `apply_all` could end the runtime under that task, and the driver then panicked
+/// (`connection_requester.rs`, `SendError`). Through `mongos`, where a cursor belongs to the
+/// router that opened it and plain commands may reach another, the driver's stream is used.
 pub(crate) struct LockChanges {
-    stream: mongodb::change_stream::ChangeStream<
-        mongodb::change_stream::event::ChangeStreamEvent<Document>,
-    >,
+    feed: Feed,
     budget: ReadBudget,
+}
+
+enum Feed {
+    Commands {
+        database: Database,
+        collection: String,
+        session: Box<mongodb::ClientSession>,
+        cursor: i64,
+        max_await: Duration,
+    },
+    Driver(
+        mongodb::change_stream::ChangeStream<
+            mongodb::change_stream::event::ChangeStreamEvent<Document>,
+        >,
+    ),
 }
 
 impl LockChanges {
     /// Waits until the lease document changes (true) or `pause` has passed (false). An error
     /// ends the feed (`Err`): the caller falls back to back-off.
     ///
-    /// Every read waits on the server (`maxAwaitTimeMS`). MongoDB answers a change stream's
-    /// `getMore` when an event matches or when that time is up (the wait is meant to last "till
-    /// maxTimeMS if the batch is not full", SERVER-113459), so a waiter sends about one read a
-    /// second there. A server that answers at every write to the database, matching or not
-    /// (SecantusDB does), would make waiters read as fast as the holder writes: such early
-    /// empty answers are paced by [`ReadBudget`].
+    /// Every read waits on the server (`maxAwaitTimeMS`, a change stream `getMore`'s
+    /// `maxTimeMS`). MongoDB answers a change stream's `getMore` when an event matches or when
+    /// that time is up (the wait is meant to last "till maxTimeMS if the batch is not full",
+    /// SERVER-113459), so a waiter sends about one read a second there. A server that answers
+    /// at every write to the database, matching or not (SecantusDB does), would make waiters
+    /// read as fast as the holder writes: such early empty answers are paced by [`ReadBudget`].
     pub(crate) async fn changed_within(&mut self, pause: Duration) -> mongodb::error::Result<bool> {
         let until = Instant::now() + pause;
         loop {
             self.budget.take().await;
-            if self.stream.next_if_any().await?.is_some() {
+            if self.next_if_any().await? {
                 return Ok(true);
             }
             if Instant::now() >= until {
                 return Ok(false);
             }
+        }
+    }
+
+    /// One read of the feed: whether it brought a change.
+    async fn next_if_any(&mut self) -> mongodb::error::Result<bool> {
+        match &mut self.feed {
+            Feed::Driver(stream) => Ok(stream.next_if_any().await?.is_some()),
+            Feed::Commands {
+                database,
+                collection,
+                session,
+                cursor,
+                max_await,
+            } => {
+                // https://www.mongodb.com/docs/manual/reference/command/getMore/: on a change
+                // stream (a tailable, awaitData cursor) `maxTimeMS` is how long it waits.
+                let reply = database
+                    .run_command(doc! {
+                        "getMore": *cursor,
+                        "collection": collection.as_str(),
+                        "maxTimeMS": crate::wire::millis_i64(*max_await),
+                    })
+                    .selection_criteria(crate::wire::primary())
+                    .session(&mut **session)
+                    .await?;
+                let batch = reply.get_document("cursor").ok();
+                if let Some(id) = batch.and_then(|c| c.get_i64("id").ok()) {
+                    *cursor = id;
+                }
+                Ok(batch
+                    .and_then(|c| c.get_array("nextBatch").ok())
+                    .is_some_and(|events| !events.is_empty()))
+            }
+        }
+    }
+
+    /// Ends the feed: its cursor is killed on the server now (`killCursors`, awaited, at most
+    /// a second), not by a task left behind.
+    pub(crate) async fn close(self) {
+        if let Feed::Commands {
+            database,
+            collection,
+            mut session,
+            cursor,
+            ..
+        } = self.feed
+            && cursor != 0
+        {
+            let kill = database
+                .run_command(doc! { "killCursors": collection, "cursors": [cursor] })
+                .selection_criteria(crate::wire::primary())
+                .session(&mut *session);
+            let _ = tokio::time::timeout(Duration::from_secs(1), kill).await;
         }
     }
 }
@@ -338,6 +412,7 @@ pub struct Unlocked {
 /// The lease lock of one versions collection.
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseLock {
+    database: Database,
     collection: Collection<Document>,
     lease: Duration,
     owner: String,
@@ -358,6 +433,7 @@ impl LeaseLock {
             .selection_criteria(crate::wire::primary())
             .build();
         LeaseLock {
+            database: database.clone(),
             collection: database.collection_with_options(&lock_collection_name(versions), options),
             lease,
             owner: format!(
@@ -471,19 +547,27 @@ impl LeaseLock {
     }
 
     /// A feed of the changes to the lease document, where the deployment has change streams (a
-    /// replica set or a sharded cluster); `None` where it has none (a standalone server) or the
-    /// user may not open one. A waiter wakes on it as soon as the lock is released, instead of
-    /// sleeping out its back-off; each idle read waits on the server for up to `max_await`.
-    pub(crate) async fn changes(&self, max_await: Duration) -> Option<LockChanges> {
-        let stream = self
-            .collection
-            .watch()
-            .pipeline([doc! { "$match": { "documentKey._id": LOCK_ID } }])
-            .max_await_time(max_await)
-            .await;
-        match stream {
-            Ok(stream) => Some(LockChanges {
-                stream,
+    /// replica set or a sharded cluster: `deployment`); `None` where the user may not open one.
+    /// A waiter wakes on it as soon as the lock is released, instead of sleeping out its
+    /// back-off; each idle read waits on the server for up to `max_await`.
+    pub(crate) async fn changes(
+        &self,
+        deployment: crate::deployment::Deployment,
+        max_await: Duration,
+    ) -> Option<LockChanges> {
+        let opened = match deployment {
+            crate::deployment::Deployment::Sharded => self
+                .collection
+                .watch()
+                .pipeline([doc! { "$match": { "documentKey._id": LOCK_ID } }])
+                .max_await_time(max_await)
+                .await
+                .map(Feed::Driver),
+            _ => self.open_with_commands(max_await).await,
+        };
+        match opened {
+            Ok(feed) => Some(LockChanges {
+                feed,
                 budget: ReadBudget::new(),
             }),
             Err(e) => {
@@ -491,6 +575,39 @@ impl LeaseLock {
                 None
             }
         }
+    }
+
+    /// Opens the change stream with an `aggregate` in a session of the feed's own
+    /// (<https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStream/>): its
+    /// `getMore`s must come from the same session.
+    async fn open_with_commands(&self, max_await: Duration) -> mongodb::error::Result<Feed> {
+        let database = self.database.clone();
+        let collection = self.collection.name().to_owned();
+        let mut session = database.client().start_session().await?;
+        let reply = database
+            .run_command(doc! {
+                "aggregate": &collection,
+                "pipeline": [
+                    { "$changeStream": {} },
+                    { "$match": { "documentKey._id": LOCK_ID } },
+                ],
+                "cursor": {},
+            })
+            .selection_criteria(crate::wire::primary())
+            .session(&mut session)
+            .await?;
+        let cursor = reply
+            .get_document("cursor")
+            .ok()
+            .and_then(|c| c.get_i64("id").ok())
+            .unwrap_or(0);
+        Ok(Feed::Commands {
+            database,
+            collection,
+            session: Box::new(session),
+            cursor,
+            max_await,
+        })
     }
 
     /// Frees the lease if this instance holds it, best effort (after an acquisition whose

@@ -366,3 +366,45 @@ async fn kill_inside_a_transactional_migration_then_restart_applies_it_once_and_
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waiters that return from start-up and exit at once, without shutting their client down: the
+/// lock's change stream is closed (its cursor killed) before `apply_all` returns, so no driver
+/// task is left to run into the runtime's end (the driver panicked there: `SendError` in
+/// `connection_requester.rs`, from killing the stream's cursor).
+#[tokio::test(flavor = "multi_thread")]
+async fn waiters_that_exit_at_once_leave_nothing_running_behind() {
+    let _turn = TURN.lock().await;
+    let t = TestDb::new("exitatonce").await;
+    let dir = pause_dir("exitatonce");
+    let holder = worker(t.name(), 5_000)
+        .env("PAUSE_AT", "0005")
+        .env("PAUSE_DIR", &dir)
+        .spawn()
+        .unwrap();
+    wait_reached(&dir, holder.id());
+    let waiters: Vec<Child> = (0..12)
+        .map(|_| {
+            worker(t.name(), 5_000)
+                .env("EXIT_AT_ONCE", "1")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Let them try, be refused and open their feeds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    std::fs::write(dir.join("go"), b"").unwrap();
+    let held = finish(holder);
+    assert!(held.status.success(), "{}", stderr(&held));
+    for output in waiters.into_iter().map(finish) {
+        let err = stderr(&output);
+        assert!(output.status.success(), "{}{err}", stdout(&output));
+        assert!(
+            stdout(&output).contains("recorded=20"),
+            "{}",
+            stdout(&output)
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_all_applied_once(&t.db).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

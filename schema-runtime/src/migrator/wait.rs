@@ -33,15 +33,28 @@ impl Migrator {
     /// ends the wait when it returns `Some`.
     pub(crate) async fn wait_for_lock<T>(
         &self,
-        mut floor: i64,
+        floor: i64,
         mut finished: impl FnMut(Vec<MigrationRecord>) -> Result<Option<T>>,
+    ) -> Result<Acquired<T>> {
+        // The feed of the lock's changes, closed (its cursor killed) before the wait returns.
+        let mut changes = None;
+        let waited = self.wait_with(&mut changes, floor, &mut finished).await;
+        if let Some(feed) = changes {
+            feed.close().await;
+        }
+        waited
+    }
+
+    async fn wait_with<T>(
+        &self,
+        changes: &mut Option<crate::lock::LockChanges>,
+        mut floor: i64,
+        finished: &mut impl FnMut(Vec<MigrationRecord>) -> Result<Option<T>>,
     ) -> Result<Acquired<T>> {
         let lock = self.lock();
         let store = self.store();
         let waiting = Instant::now();
         let mut backoff = Backoff::new();
-        // Opened before the first try, so that a release after that try is seen.
-        let mut changes = None;
         let mut first = true;
         loop {
             if let Some(lease) = lock.try_acquire(floor).await? {
@@ -57,8 +70,9 @@ impl Migrator {
                 // A standalone server has no change streams (they need a replica set or a
                 // sharded cluster: https://www.mongodb.com/docs/manual/changeStreams/#availability;
                 // it answers 40573): none is opened there.
-                if self.deployment().await?.supports_change_streams() {
-                    changes = lock.changes(CHANGE_WAIT).await;
+                let deployment = self.deployment().await?;
+                if deployment.supports_change_streams() {
+                    *changes = lock.changes(deployment, CHANGE_WAIT).await;
                 }
                 // What happened between the try and the feed's opening is not on the feed: the
                 // release (the next try sees it), or the work this wait is for, done while the
@@ -74,7 +88,9 @@ impl Migrator {
                     Some(feed) => {
                         if let Err(e) = feed.changed_within(Duration::from_secs(2)).await {
                             tracing::debug!(error = %crate::error::Cause::of(&e).joined(), "the lock's change stream ended; waiting with back-off");
-                            changes = None;
+                            if let Some(feed) = changes.take() {
+                                feed.close().await;
+                            }
                         }
                     }
                     None => backoff.pause().await,

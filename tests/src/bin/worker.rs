@@ -170,7 +170,11 @@ async fn main() -> ExitCode {
     let code = run(&client, &args, log).await;
     // Ends the driver's background work before the runtime stops (dropping a connected client
     // as the runtime shuts down makes the driver panic in a background task).
-    client.clone().shutdown().await;
+    // EXIT_AT_ONCE=1: return right after start-up without shutting the client down, as many
+    // services do; the runtime then ends under whatever the driver still has running.
+    if std::env::var("EXIT_AT_ONCE").is_err() {
+        client.clone().shutdown().await;
+    }
     code
 }
 
