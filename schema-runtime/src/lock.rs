@@ -414,6 +414,8 @@ pub struct Unlocked {
 pub(crate) struct LeaseLock {
     database: Database,
     collection: Collection<Document>,
+    /// The bound of its majority writes (`wtimeout`) and of its reads (`maxTimeMS`).
+    majority_timeout: Duration,
     lease: Duration,
     owner: String,
 }
@@ -433,6 +435,7 @@ impl LeaseLock {
             .selection_criteria(crate::wire::primary())
             .build();
         LeaseLock {
+            majority_timeout,
             database: database.clone(),
             collection: database.collection_with_options(&lock_collection_name(versions), options),
             lease,
@@ -628,6 +631,7 @@ impl LeaseLock {
     async fn mine(&self) -> Result<Option<Document>> {
         self.collection
             .find_one(doc! { "_id": LOCK_ID, "owner": &self.owner })
+            .max_time(self.majority_timeout)
             .await
             .map_err(|e| {
                 Error::database(
@@ -657,6 +661,7 @@ impl LeaseLock {
         let found: Vec<Document> = self
             .collection
             .aggregate(pipeline)
+            .max_time(self.majority_timeout)
             .await
             .map_err(failed)?
             .try_collect()
@@ -894,6 +899,7 @@ impl Lease {
                 "$expr": unexpired(),
             })
             .projection(doc! { "_id": 1 })
+            .max_time(self.lock.majority_timeout)
             .await
             .map_err(|e| Error::database("checking the migration lock", migration, e))?;
         match found {

@@ -329,7 +329,8 @@ pub(crate) struct VersionStore {
 
 impl VersionStore {
     /// The store in `database`'s collection `name`, read and written on the primary, its majority
-    /// writes bounded by `majority_timeout`.
+    /// writes bounded by `majority_timeout` (`wtimeout`) and its reads too (`maxTimeMS`: a read
+    /// queued behind a lock, such as an index build's, fails instead of waiting for ever).
     pub(crate) fn new(
         database: &Database,
         name: &str,
@@ -365,6 +366,7 @@ impl VersionStore {
             .collection
             .find(doc! {})
             .batch_size(LOAD_BATCH_SIZE)
+            .max_time(self.majority_timeout)
             .await
             .map_err(failed)?;
         // Each document is read into its record and dropped before the next one is decoded:
@@ -686,6 +688,7 @@ impl VersionStore {
     pub(crate) async fn read(&self, key: &str) -> Result<Option<Document>> {
         self.collection
             .find_one(doc! { "_id": key })
+            .max_time(self.majority_timeout)
             .await
             .map_err(|e| {
                 Error::database(

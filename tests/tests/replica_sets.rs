@@ -95,7 +95,8 @@ async fn a_replica_set_that_cannot_reach_majority_fails_start_up_within_its_boun
     assert!(count(&t.db, "rs_majority").await >= 1);
 }
 
-/// Every majority write of the library carries a `wtimeout`.
+/// Every majority write of the library carries a `wtimeout`, and every read of its records a
+/// `maxTimeMS`.
 #[tokio::test]
 async fn every_majority_write_of_the_library_is_bounded() {
     let (client, log) = counting_client_with(|_| {}).await;
@@ -128,6 +129,27 @@ async fn every_majority_write_of_the_library_is_bounded() {
         .filter(|c| c.get_document("writeConcern").unwrap().get_str("w") == Ok("majority"))
         .count();
     assert!(majority >= 2, "the lock and the records: {writes:?}");
+    // And every read of them carries a time limit on the server.
+    let reads: Vec<Document> = log
+        .commands()
+        .into_iter()
+        .filter(|c| {
+            c.iter().next().is_some_and(|(name, target)| {
+                matches!(name.as_str(), "find" | "aggregate")
+                    && target
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("schema_versions"))
+            })
+        })
+        .collect();
+    assert!(!reads.is_empty());
+    for read in &reads {
+        assert_eq!(
+            schema_tests::number(read.get("maxTimeMS")),
+            Some(7000),
+            "{read}"
+        );
+    }
 }
 
 /// An application whose URI reads from secondaries (`readPreference=secondaryPreferred`): the

@@ -232,7 +232,8 @@ impl Migrator {
     }
 
     /// How long a majority write of the records or the lock waits for a majority of the replica
-    /// set to confirm it (`wtimeout`). Default 10 s (`SCHEMA_MAJORITY_TIMEOUT_SECS`). Past it,
+    /// set to confirm it (`wtimeout`), and how long a read of them may run on the server
+    /// (`maxTimeMS`). Default 10 s (`SCHEMA_MAJORITY_TIMEOUT_SECS`). Past it,
     /// on a replica set that cannot reach majority (a primary-secondary-arbiter set with its
     /// secondary down), start-up fails with an error of class
     /// [`ErrorClass::NoMajority`](crate::ErrorClass::NoMajority) instead of waiting for ever.
