@@ -80,6 +80,11 @@ pub async fn needs_replica_set(test: &str) -> bool {
     true
 }
 
+/// Whether the test server is a standalone server (no replica set, not `mongos`).
+pub async fn deployment_is_standalone() -> bool {
+    deployment(&bare_options().await).await == Deployment::Standalone
+}
+
 /// Whether the test server is the local SecantusDB server (its `buildInfo` has
 /// `secantusVersion`). A test that needs one of its own features (such as a `failCommand`
 /// mode with both `skip` and `times`, which mongod does not have) returns early elsewhere,
