@@ -257,6 +257,24 @@ impl Settings {
 
     /// Connects (without sending anything yet) and returns the migrator these settings describe.
     pub async fn migrator(&self) -> Result<Migrator> {
+        self.migrator_with(self.client_options().await?)
+    }
+
+    /// The driver's options for [`uri`](Self::uri), as [`migrator`](Self::migrator) uses them:
+    /// parsed (an SRV URI is resolved), the password remembered so that no message shows it,
+    /// and a server-selection bound within [`startup_timeout`](Self::startup_timeout) when
+    /// the URI sets none. Change what the application needs (an app name, a command monitor,
+    /// TLS from a file) and pass them to [`migrator_with`](Self::migrator_with):
+    ///
+    /// ```no_run
+    /// # async fn start() -> schema_runtime::Result<()> {
+    /// let settings = schema_runtime::Settings::from_env()?;
+    /// let mut options = settings.client_options().await?;
+    /// options.app_name = Some("billing-api".to_owned());
+    /// let migrator = settings.migrator_with(options)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn client_options(&self) -> Result<ClientOptions> {
         let mut options = ClientOptions::parse(&self.uri).await.map_err(|e| {
             config(
                 "MONGODB_URI",
@@ -276,6 +294,12 @@ impl Settings {
             options.server_selection_timeout =
                 Some(self.startup_timeout.min(Duration::from_secs(10)));
         }
+        Ok(options)
+    }
+
+    /// The migrator these settings describe, on a client made from `options` (see
+    /// [`client_options`](Self::client_options)).
+    pub fn migrator_with(&self, options: ClientOptions) -> Result<Migrator> {
         let client = Client::with_options(options)
             .map_err(|e| config("MONGODB_URI", scrub(&e.to_string())))?;
         Ok(self.apply(Migrator::new(client.database(&self.database))))

@@ -135,9 +135,41 @@ impl MigrationContext {
 
     /// The session of the transaction the migration runs in (`#[migration(transaction)]`), if it
     /// runs in one. Pass it to every write that belongs to the transaction:
-    /// `collection.insert_one(doc).session(ctx.session().unwrap())`.
+    /// `collection.insert_one(doc).session(ctx.session().unwrap())`. It borrows the context, so
+    /// fetch collections first, or use [`transaction`](Self::transaction), which gives the
+    /// database and the session together.
     pub fn session(&mut self) -> Option<&mut mongodb::ClientSession> {
         self.session.as_mut()
+    }
+
+    /// The database and the session of the transaction the migration runs in
+    /// (`#[migration(transaction)]`), usable together: fetch collections from the database
+    /// while the session is borrowed, and pass the session to every write of the transaction.
+    ///
+    /// ```no_run
+    /// use schema_runtime::bson::{Document, doc};
+    /// use schema_runtime::{MigrationContext, MigrationResult, migration};
+    ///
+    /// #[migration(id = "0007", description = "Seed the default plans", transaction)]
+    /// async fn seed_plans(ctx: &mut MigrationContext) -> MigrationResult {
+    ///     let (db, session) = ctx.transaction()?;
+    ///     let plans = db.collection::<Document>("plans");
+    ///     let features = db.collection::<Document>("features");
+    ///     plans.insert_one(doc! { "_id": "free", "seats": 3 }).session(&mut *session).await?;
+    ///     features.insert_one(doc! { "_id": "sso", "plans": ["team"] }).session(&mut *session).await?;
+    ///     Ok(()) // committed by the runner together with the migration's record
+    /// }
+    /// ```
+    ///
+    /// A migration that does not run in a transaction gets
+    /// [`Error::NotInTransaction`](crate::Error::NotInTransaction) naming it.
+    pub fn transaction(&mut self) -> Result<(&Database, &mut mongodb::ClientSession)> {
+        match self.session.as_mut() {
+            Some(session) => Ok((&self.database, session)),
+            None => Err(crate::Error::NotInTransaction {
+                migration: self.migration.clone(),
+            }),
+        }
     }
 
     /// Whether the migration runs in a transaction.

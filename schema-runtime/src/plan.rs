@@ -115,7 +115,10 @@ impl std::fmt::Display for Finding {
                 "{id}: the database applied {recorded_function} under this id, this binary registers {registered_function} (two branches used the same id; give the registered one a new id)"
             ),
             Finding::ChecksumChanged { id } => {
-                write!(f, "{id}: changed after it was applied (checksum differs)")
+                write!(
+                    f,
+                    "{id}: changed after it was applied (checksum differs); put schema changes in a new migration, or accept a harmless edit with `migrate accept {id}` (`--all` for every one)"
+                )
             }
             Finding::OutOfOrder {
                 id,
@@ -202,7 +205,7 @@ impl Plan {
                 }
             }
         }
-        let entries = registry
+        let entries: Vec<PlanEntry> = registry
             .migrations()
             .iter()
             .map(|&migration| {
@@ -234,6 +237,13 @@ impl Plan {
             .collect();
         rest.sort_by(|a, b| a.id.cmp(&b.id));
         unknown.extend(rest);
+        // Messages show an id as the code writes it ("0008"), not as a record may hold it ("8").
+        let highest_applied = highest_applied.map(|highest| {
+            entries
+                .iter()
+                .find(|e| e.id == highest)
+                .map_or(highest, |e| e.id.clone())
+        });
         Plan {
             entries,
             unknown,

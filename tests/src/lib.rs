@@ -577,3 +577,40 @@ pub fn number(value: Option<&bson::Bson>) -> Option<i64> {
         _ => None,
     }
 }
+
+/// The guide's pages (`docs/`) as doc tests: every Rust snippet in them is compiled (and run,
+/// unless marked `no_run`) by `cargo test`, so the guide cannot drift from the API.
+/// `tests/tests/readme.rs` checks that every page is listed here.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../../docs/README.md")]
+    pub struct Contents;
+    #[doc = include_str!("../../docs/getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../../docs/writing-migrations.md")]
+    pub struct WritingMigrations;
+    #[doc = include_str!("../../docs/startup.md")]
+    pub struct Startup;
+    #[doc = include_str!("../../docs/transactions.md")]
+    pub struct Transactions;
+    #[doc = include_str!("../../docs/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../../docs/cli.md")]
+    pub struct Cli;
+    #[doc = include_str!("../../docs/configuration.md")]
+    pub struct Configuration;
+    #[doc = include_str!("../../docs/deploying.md")]
+    pub struct Deploying;
+    #[doc = include_str!("../../docs/large-collections.md")]
+    pub struct LargeCollections;
+    #[doc = include_str!("../../docs/drift.md")]
+    pub struct Drift;
+    #[doc = include_str!("../../docs/errors-and-secrets.md")]
+    pub struct ErrorsAndSecrets;
+    #[doc = include_str!("../../docs/records-and-fencing.md")]
+    pub struct RecordsAndFencing;
+    #[doc = include_str!("../../docs/local-server.md")]
+    pub struct LocalServer;
+    #[doc = include_str!("../../docs/contributing.md")]
+    pub struct Contributing;
+}

@@ -215,7 +215,10 @@ async fn down_rolls_back_newest_first_and_stops_where_there_is_no_rollback() {
     m.up(Some(&"0002".parse().unwrap())).await.unwrap();
     let (result, out) = run(&m, &["down", "--to", "0"]).await;
     result.unwrap();
-    assert_eq!(out, "rolled back 0002\nrolled back 0001\n");
+    assert_eq!(
+        out,
+        "rolled back 0002 Index widgets by name\nrolled back 0001 Create the widgets collection\n"
+    );
     assert_eq!(down_log(&t.db).await, ["0002", "0001"]);
     assert!(documents(&t.db, "schema_versions").await.is_empty());
     let collections = t.db.list_collection_names().await.unwrap();
@@ -743,6 +746,67 @@ async fn forget_and_accept_are_explicit_recorded_ways_out_of_stale_records() {
             .unwrap(),
         "x"
     );
+}
+
+#[tokio::test]
+async fn accept_all_records_every_changed_checksum_at_once() {
+    let t = TestDb::new("cli_accept_all").await;
+    let m = migrator(&t).allow_destructive(true);
+    m.apply_all().await.unwrap();
+    let versions = t.db.collection::<Document>("schema_versions");
+    // Two applied migrations reformatted.
+    versions
+        .update_many(
+            doc! { "_id": { "$in": ["0001", "0003"] } },
+            doc! { "$set": { "checksum": "before-rustfmt" } },
+        )
+        .await
+        .unwrap();
+    let (result, out) = run(&m, &["verify"]).await;
+    assert_eq!(result.unwrap(), Outcome::Problems, "{out}");
+    assert!(
+        out.contains("migrate accept 0001"),
+        "the warning says how: {out}"
+    );
+
+    let (result, json) = run(&m, &["accept", "--all", "--json"]).await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ids: Vec<&str> = doc["accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["0001", "0003"]);
+    for key in ["0001", "0003"] {
+        let accepted = record(&t.db, key).await.unwrap();
+        assert_eq!(
+            accepted.get_str("checksum").unwrap().len(),
+            64,
+            "{accepted}"
+        );
+        assert_eq!(
+            accepted
+                .get_document("accepted")
+                .unwrap()
+                .get_str("previous_checksum")
+                .unwrap(),
+            "before-rustfmt"
+        );
+    }
+    let (result, out) = run(&m, &["verify"]).await;
+    assert_eq!(result.unwrap(), Outcome::Success, "{out}");
+    // Nothing left: says so and changes nothing.
+    let (result, out) = run(&m, &["accept", "--all"]).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        "no applied migration has a changed checksum; nothing to accept\n"
+    );
+    // An id or --all, not both, not neither.
+    assert!(Cli::try_parse_from(["migrate", "accept"]).is_err());
+    assert!(Cli::try_parse_from(["migrate", "accept", "0001", "--all"]).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -107,7 +107,37 @@ async fn hand_made_changes_to_the_reference_schema_are_found_and_repaired() {
     assert_eq!(validator["declared_by"], "0001");
     assert_eq!(validator["declared"]["validationAction"], "warn");
     assert_eq!(validator["live"]["validationAction"], "error");
-    assert_eq!(json["drift"][0]["declared"]["expireAfterSeconds"], 604800.0);
+    // Numbers as the server holds them: an integer, never `604800.0`.
+    let ttl = &json["drift"][0]["declared"];
+    assert!(ttl["expireAfterSeconds"].is_i64(), "{ttl}");
+    assert_eq!(ttl["expireAfterSeconds"], 604800);
+    assert!(!out.contains(".0,") && !out.contains(".0\n"), "{out}");
+    assert!(!format!("{out}").contains("604800.0"), "{out}");
+
+    // One gate for pipelines: `verify --drift` fails on drift (exit 4) and lists it; plain
+    // `verify` looks at the records only.
+    let (outcome, out) = run_cli(&migrator, &["verify"]).await;
+    assert_eq!(outcome.unwrap(), Outcome::Success, "{out}");
+    let (outcome, out) = run_cli(&migrator, &["verify", "--drift"]).await;
+    println!("$ migrate verify --drift\n{out}");
+    assert_eq!(outcome.unwrap(), Outcome::Problems, "{out}");
+    assert!(
+        out.contains("drift: dlq_messages: index \"idx_dlq_created_ttl\" is missing"),
+        "{out}"
+    );
+    assert!(out.contains("\"expireAfterSeconds\": 604800,"), "{out}");
+    assert!(
+        out.ends_with("verify: 3 difference(s) from the declared schema\n"),
+        "{out}"
+    );
+    let (outcome, out) = run_cli(&migrator, &["verify", "--drift", "--json"]).await;
+    assert_eq!(outcome.unwrap(), Outcome::Problems);
+    let gate: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (gate["result"].as_str(), gate["exit_code"].as_u64()),
+        (Some("problems"), Some(4))
+    );
+    assert_eq!(gate["drift"].as_array().map(Vec::len), Some(3));
 
     // The repair restores what was declared and leaves the hand-made index.
     let (outcome, out) = run_cli(&migrator, &["drift", "--repair"]).await;

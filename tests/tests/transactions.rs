@@ -434,3 +434,99 @@ async fn an_index_change_inside_a_transactional_migration_is_refused_at_once() {
         "failed"
     );
 }
+
+#[migration(
+    id = "0001",
+    description = "Seed plans and features together",
+    group = "txn_parts",
+    transaction
+)]
+async fn seed_plans_and_features(ctx: &mut MigrationContext) -> MigrationResult {
+    let fail = flag(ctx.database(), "fail").await;
+    // The database and the session together: collections are fetched while the session is
+    // borrowed (with `ctx.session()` this is E0502).
+    let (db, session) = ctx.transaction()?;
+    db.collection::<Document>("plans")
+        .insert_one(doc! { "_id": "free" })
+        .session(&mut *session)
+        .await?;
+    db.collection::<Document>("features")
+        .insert_one(doc! { "_id": "sso", "plans": ["team"] })
+        .session(&mut *session)
+        .await?;
+    if fail {
+        return Err("the feature list is incomplete".into());
+    }
+    Ok(())
+}
+
+#[migration(
+    id = "0001",
+    description = "Asks for a session it has not got",
+    group = "txn_parts_none"
+)]
+async fn asks_for_a_session(ctx: &mut MigrationContext) -> MigrationResult {
+    let (db, session) = ctx.transaction()?;
+    db.collection::<Document>("plans")
+        .insert_one(doc! { "_id": "never" })
+        .session(&mut *session)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_database_and_the_session_are_used_together_and_commit_together() {
+    if !schema_tests::needs_replica_set(
+        "the_database_and_the_session_are_used_together_and_commit_together",
+    )
+    .await
+    {
+        return;
+    }
+    let t = TestDb::new("txn_parts").await;
+    set_flag(&t.db, "fail", true).await;
+    let migrator = Migrator::new(t.db.clone()).group("txn_parts");
+    migrator.apply_all().await.unwrap_err();
+    assert!(documents(&t.db, "plans").await.is_empty());
+    assert!(documents(&t.db, "features").await.is_empty());
+
+    set_flag(&t.db, "fail", false).await;
+    migrator.apply_all().await.unwrap();
+    assert_eq!(
+        documents(&t.db, "plans").await,
+        vec![doc! { "_id": "free" }]
+    );
+    assert_eq!(
+        documents(&t.db, "features").await,
+        vec![doc! { "_id": "sso", "plans": ["team"] }]
+    );
+}
+
+#[tokio::test]
+async fn asking_for_the_transaction_outside_one_names_the_migration_and_writes_nothing() {
+    let t = TestDb::new("txn_parts_none").await;
+    let err = Migrator::new(t.db.clone())
+        .group("txn_parts_none")
+        .apply_all()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, Error::MigrationFailed { id, .. } if id == "0001"),
+        "{message}"
+    );
+    assert!(
+        message.contains("migration 0001 asked for its transaction's session")
+            && message.contains("`#[migration(..., transaction)]`"),
+        "{message}"
+    );
+    assert!(documents(&t.db, "plans").await.is_empty());
+    assert_eq!(
+        record(&t.db, "0001")
+            .await
+            .unwrap()
+            .get_str("state")
+            .unwrap(),
+        "failed"
+    );
+}

@@ -11,6 +11,7 @@
 //! Settings come from the environment (see `schema_runtime::config`); the database defaults to
 //! `integr8scode` when `MONGODB_DATABASE` is unset.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -49,8 +50,16 @@ async fn main() -> ExitCode {
         )
         .with_target(false)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into a pipe or a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
+    if let Some(Sub::Migrate(command)) = &args.command {
+        // `migrate new` writes a file and needs no server: it runs without MONGODB_URI.
+        return command
+            .run_to_exit_code_with(|| async { settings()?.migrator().await })
+            .await;
+    }
     let settings = match settings() {
         Ok(settings) => settings,
         Err(e) => return fail(&args.role, e.to_string()),
@@ -59,12 +68,9 @@ async fn main() -> ExitCode {
         Ok(migrator) => migrator,
         Err(e) => return fail(&args.role, e.to_string()),
     };
-    match &args.command {
-        Some(Sub::Migrate(command)) => command.run_to_exit_code(&migrator).await,
-        None => match start(&args, &settings, migrator).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => fail(&args.role, message),
-        },
+    match start(&args, &settings, migrator).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&args.role, message),
     }
 }
 

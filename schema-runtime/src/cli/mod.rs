@@ -218,7 +218,11 @@ pub enum Command {
     /// noting who and when; it does not run again.
     Accept {
         /// The migration.
-        id: MigrationId,
+        #[arg(required_unless_present = "all")]
+        id: Option<MigrationId>,
+        /// Every applied migration whose checksum changed (after reformatting the migrations).
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -260,6 +264,10 @@ pub enum Command {
     /// The gate for deploy pipelines: lists changed, collided, out-of-order, unknown, failed and
     /// unfinished migrations (exit 4) and pending ones (exit 3); exits 0 when up to date.
     Verify {
+        /// Also compare the database with the declared schema (as `drift` does): drift is a
+        /// problem (exit 4), so one gate covers pending, edited and drifted.
+        #[arg(long)]
+        drift: bool,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -349,6 +357,99 @@ impl Command {
         ExitCode::from(code)
     }
 
+    /// Whether the command talks to the server: every one but `new`, which writes a file.
+    pub fn needs_server(&self) -> bool {
+        !matches!(self, Command::New { .. })
+    }
+
+    /// Runs the command with the migrator [`Migrator::from_env`] makes; `new`, which sends
+    /// nothing to the server, runs without `MONGODB_URI` (on the `default` group). The line
+    /// for an application whose start-up also uses `from_env`:
+    ///
+    /// ```no_run
+    /// # async fn run(command: schema_runtime::cli::Command) -> std::process::ExitCode {
+    /// command.run_from_env().await
+    /// # }
+    /// ```
+    pub async fn run_from_env(&self) -> ExitCode {
+        self.run_to_exit_code_with(Migrator::from_env).await
+    }
+
+    /// Runs the command with the migrator `connect` makes, as
+    /// [`run_to_exit_code`](Self::run_to_exit_code) does. A command that does not need the
+    /// server (`new`) still asks `connect` (for the group), and runs without it when it fails
+    /// (no `MONGODB_URI` on a developer's machine), on the `default` group.
+    pub async fn run_to_exit_code_with<F, Fut>(&self, connect: F) -> ExitCode
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Migrator>>,
+    {
+        match connect().await {
+            Ok(migrator) => self.run_to_exit_code(&migrator).await,
+            Err(error) if self.needs_server() => {
+                let _ = writeln!(std::io::stderr(), "error: {error}");
+                ExitCode::from(EXIT_FAILED)
+            }
+            Err(_) => self.run_offline(),
+        }
+    }
+
+    /// `new` without a migrator: the `default` group of this binary's registry.
+    fn run_offline(&self) -> ExitCode {
+        let mut doc = json::Output {
+            command: self.name(),
+            ..Default::default()
+        };
+        let mut stdout = EndsQuietly {
+            inner: std::io::stdout(),
+            closed: false,
+        };
+        let result = match self {
+            Command::New {
+                description,
+                dir,
+                timestamp,
+                ..
+            } => {
+                let registry = crate::Registry::group("default").ok();
+                let mut text = Printer {
+                    out: &mut stdout,
+                    quiet: self.json(),
+                };
+                create(
+                    registry.as_ref(),
+                    "default",
+                    description,
+                    dir.as_deref(),
+                    *timestamp,
+                    &mut text,
+                    &mut doc,
+                )
+            }
+            _ => unreachable!("only `new` runs without the server"),
+        };
+        let code = match &result {
+            Ok(outcome) => outcome.exit_code(),
+            Err(_) => EXIT_FAILED,
+        };
+        if self.json() {
+            doc.exit_code = code;
+            match &result {
+                Ok(_) => doc.result = "done",
+                Err(error) => {
+                    doc.result = "error";
+                    doc.error = Some(error.to_string());
+                }
+            }
+            let document = serde_json::to_string_pretty(&doc).expect("the output serializes");
+            let _ = say(&mut stdout, document);
+        }
+        if let Err(error) = &result {
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+        }
+        ExitCode::from(code)
+    }
+
     /// Runs the command, writing what it did to `out` (one JSON document with `--json`, also
     /// when the command fails).
     pub async fn run(&self, migrator: &Migrator, out: &mut dyn Write) -> Result<Outcome> {
@@ -419,7 +520,7 @@ impl Command {
             | Command::New { json, .. }
             | Command::Accept { json, .. }
             | Command::Unlock { json, .. }
-            | Command::Verify { json }
+            | Command::Verify { json, .. }
             | Command::Drift { json, .. } => *json,
         }
     }
@@ -444,7 +545,7 @@ impl Command {
         match self {
             Command::Status { .. } => status(migrator, text, doc).await,
             Command::Plan { .. } => plan(migrator, text, doc).await,
-            Command::Verify { .. } => verify(migrator, text, doc).await,
+            Command::Verify { drift, .. } => verify(migrator, *drift, text, doc).await,
             Command::Drift {
                 repair,
                 allow_destructive,
@@ -490,8 +591,15 @@ impl Command {
             }
             Command::Down { to, .. } => {
                 let rolled_back = migrator.down(to).await?;
+                let registry = migrator.registry().ok();
                 for id in &rolled_back {
-                    text.line(format!("rolled back {id}"))?;
+                    let description = registry
+                        .iter()
+                        .flat_map(|r| r.migrations())
+                        .find(|m| &m.id() == id)
+                        .map(|m| m.description().to_owned())
+                        .unwrap_or_default();
+                    text.line(format!("rolled back {id} {description}"))?;
                 }
                 if rolled_back.is_empty() {
                     text.line(format!("nothing is applied above {to}"))?;
@@ -529,40 +637,15 @@ impl Command {
                 ..
             } => {
                 let registry = migrator.registry().ok();
-                let created = new::create(
+                create(
                     registry.as_ref(),
                     migrator.group_name(),
                     description,
                     dir.as_deref(),
-                    if *timestamp {
-                        new::IdStyle::Timestamp
-                    } else {
-                        new::IdStyle::Next
-                    },
-                )?;
-                text.line(format!(
-                    "created {} (id {})",
-                    created.file.display(),
-                    created.id
-                ))?;
-                match &created.mod_file {
-                    Some(file) => text.line(format!(
-                        "added `{}` to {}",
-                        created.mod_line,
-                        file.display()
-                    ))?,
-                    None => text.line(format!(
-                        "add this line to the module that declares the migrations: {}",
-                        created.mod_line
-                    ))?,
-                }
-                doc.created = Some(json::Created {
-                    id: created.id,
-                    file: created.file.display().to_string(),
-                    mod_line: created.mod_line,
-                    mod_file: created.mod_file.map(|f| f.display().to_string()),
-                });
-                Ok(Outcome::Success)
+                    *timestamp,
+                    text,
+                    doc,
+                )
             }
             Command::Forget { id, .. } => {
                 let key = migrator.forget(id).await?;
@@ -573,24 +656,44 @@ impl Command {
                 doc.forgotten = Some(vec![key]);
                 Ok(Outcome::Success)
             }
-            Command::Accept { id, .. } => {
-                let previous = migrator.accept(id).await?;
-                let checksum = migrator
-                    .registry()?
-                    .migrations()
-                    .iter()
-                    .find(|m| &m.id() == id)
-                    .map(|m| m.checksum().to_owned())
-                    .unwrap_or_default();
-                text.line(format!(
-                    "accepted {id}: its record now holds checksum {checksum} (was {}); it does not run again",
-                    previous.as_deref().unwrap_or("not recorded")
-                ))?;
-                doc.accepted = Some(vec![json::Accepted {
-                    id: id.to_string(),
-                    previous_checksum: previous,
-                    checksum,
-                }]);
+            Command::Accept { id, all, .. } => {
+                let ids: Vec<MigrationId> = match id {
+                    Some(id) => vec![id.clone()],
+                    None if *all => {
+                        let plan = migrator.plan().await?;
+                        let diverged: Vec<&MigrationId> =
+                            plan.diverged().map(|(e, _)| &e.id).collect();
+                        plan.changed()
+                            .map(|(e, _)| e.id.clone())
+                            .filter(|id| !diverged.contains(&id))
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                if ids.is_empty() {
+                    text.line("no applied migration has a changed checksum; nothing to accept")?;
+                }
+                let registry = migrator.registry()?;
+                let mut accepted = Vec::new();
+                for id in &ids {
+                    let previous = migrator.accept(id).await?;
+                    let checksum = registry
+                        .migrations()
+                        .iter()
+                        .find(|m| &m.id() == id)
+                        .map(|m| m.checksum().to_owned())
+                        .unwrap_or_default();
+                    text.line(format!(
+                        "accepted {id}: its record now holds checksum {checksum} (was {}); it does not run again",
+                        previous.as_deref().unwrap_or("not recorded")
+                    ))?;
+                    accepted.push(json::Accepted {
+                        id: id.to_string(),
+                        previous_checksum: previous,
+                        checksum,
+                    });
+                }
+                doc.accepted = Some(accepted);
                 Ok(Outcome::Success)
             }
             Command::Unlock { even_if_alive, .. } => {
@@ -626,6 +729,52 @@ impl Command {
             }
         }
     }
+}
+
+/// `new`: writes the file and says what it did.
+fn create(
+    registry: Option<&crate::Registry>,
+    group: &str,
+    description: &str,
+    dir: Option<&std::path::Path>,
+    timestamp: bool,
+    text: &mut Printer<'_>,
+    doc: &mut json::Output,
+) -> Result<Outcome> {
+    let created = new::create(
+        registry,
+        group,
+        description,
+        dir,
+        if timestamp {
+            new::IdStyle::Timestamp
+        } else {
+            new::IdStyle::Next
+        },
+    )?;
+    text.line(format!(
+        "created {} (id {})",
+        created.file.display(),
+        created.id
+    ))?;
+    match &created.mod_file {
+        Some(file) => text.line(format!(
+            "added `{}` to {}",
+            created.mod_line,
+            file.display()
+        ))?,
+        None => text.line(format!(
+            "add this line to the module that declares the migrations: {}",
+            created.mod_line
+        ))?,
+    }
+    doc.created = Some(json::Created {
+        id: created.id,
+        file: created.file.display().to_string(),
+        mod_line: created.mod_line,
+        mod_file: created.mod_file.map(|f| f.display().to_string()),
+    });
+    Ok(Outcome::Success)
 }
 
 /// Text output, silent when the command prints JSON instead.
@@ -835,12 +984,24 @@ async fn plan(
 
 async fn verify(
     migrator: &Migrator,
+    with_drift: bool,
     text: &mut Printer<'_>,
     doc: &mut json::Output,
 ) -> Result<Outcome> {
     let plan = migrator.plan().await?;
     let findings = plan.findings();
     problems(&findings, text, doc)?;
+    let drifted = if with_drift {
+        let report = migrator.drift().await?;
+        for finding in &report.findings {
+            text.line(format!("drift: {finding}"))?;
+        }
+        doc.drift = Some(report.findings.iter().map(json::DriftItem::of).collect());
+        doc.collections_checked = Some(report.collections_checked);
+        report.findings.len()
+    } else {
+        0
+    };
     let pending: Vec<&PlanEntry> = plan.pending().collect();
     for entry in &pending {
         text.line(format!(
@@ -855,10 +1016,20 @@ async fn verify(
             .map(|e| json::MigrationView::of_entry(e, None))
             .collect(),
     );
-    let outcome = Outcome::of(&plan, &findings);
+    let outcome = match Outcome::of(&plan, &findings) {
+        _ if drifted > 0 => Outcome::Problems,
+        outcome => outcome,
+    };
     text.line(match outcome {
         Outcome::Success => "verify: no problems".to_owned(),
         Outcome::Pending => format!("verify: no problems, {} pending", pending.len()),
+        Outcome::Problems if drifted > 0 && findings.is_empty() => {
+            format!("verify: {drifted} difference(s) from the declared schema")
+        }
+        Outcome::Problems if drifted > 0 => format!(
+            "verify: {} problem(s), {drifted} difference(s) from the declared schema",
+            findings.len()
+        ),
         Outcome::Problems => format!("verify: {} problem(s)", findings.len()),
     })?;
     Ok(outcome)

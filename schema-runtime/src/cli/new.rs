@@ -131,8 +131,8 @@ pub(crate) fn create(
     dir: Option<&Path>,
     style: IdStyle,
 ) -> Result<Created> {
-    let refuse = |problem: String| Error::Config {
-        setting: "migrate new".into(),
+    let refuse = |problem: String| Error::CommandRefused {
+        command: "migrate new".into(),
         problem,
     };
     if description.trim().is_empty() {
@@ -146,8 +146,9 @@ pub(crate) fn create(
         None => directory_of(registry).ok_or_else(|| {
             refuse(match registry.and_then(|r| r.migrations().last()) {
                 Some(newest) => format!(
-                    "the newest migration's file {} is not found from the current directory; run this from the workspace root or name the directory with --dir",
-                    newest.file()
+                    "nothing was written: the group's newest migration was compiled from {}, which is not found from the current directory {}; run this from the directory cargo built it in (the workspace root), or name the directory with --dir",
+                    newest.file(),
+                    std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
                 ),
                 None => format!(
                     "group {group:?} has no migrations yet, so there is no directory to follow; name it with --dir"

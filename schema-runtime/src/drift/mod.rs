@@ -157,8 +157,8 @@ impl Drift {
         match self {
             Drift::MissingIndex { declared, .. }
             | Drift::DifferentIndex { declared, .. }
-            | Drift::DifferentValidator { declared, .. } => Some(Bson::Document(declared.clone())),
-            Drift::DifferentOption { declared, .. } => Some(declared.clone()),
+            | Drift::DifferentValidator { declared, .. } => Some(held(declared)),
+            Drift::DifferentOption { declared, .. } => Some(held_value(declared.clone())),
             _ => None,
         }
     }
@@ -169,10 +169,31 @@ impl Drift {
             Drift::DifferentIndex { live, .. }
             | Drift::UndeclaredIndex { live, .. }
             | Drift::DifferentValidator { live, .. }
-            | Drift::UndeclaredValidator { live, .. } => Some(Bson::Document(live.clone())),
-            Drift::DifferentOption { live, .. } => live.clone(),
+            | Drift::UndeclaredValidator { live, .. } => Some(held(live)),
+            Drift::DifferentOption { live, .. } => live.clone().map(held_value),
             _ => None,
         }
+    }
+}
+
+/// A definition as the server holds it: the comparison reads every number as a double (an
+/// index key `1` and `1.0` are one index), but a user reads `expireAfterSeconds: 43200`, so a
+/// whole double is shown as the integer it stands for.
+fn held(definition: &Document) -> Bson {
+    held_value(Bson::Document(definition.clone()))
+}
+
+fn held_value(value: Bson) -> Bson {
+    match value {
+        Bson::Double(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            let whole = n as i64;
+            i32::try_from(whole).map_or(Bson::Int64(whole), Bson::Int32)
+        }
+        Bson::Document(d) => {
+            Bson::Document(d.into_iter().map(|(k, v)| (k, held_value(v))).collect())
+        }
+        Bson::Array(a) => Bson::Array(a.into_iter().map(held_value).collect()),
+        other => other,
     }
 }
 
@@ -193,7 +214,8 @@ impl fmt::Display for Drift {
                 declared_by,
             } => write!(
                 f,
-                "{collection}: index {name:?} is missing (declared by {declared_by}: {declared})"
+                "{collection}: index {name:?} is missing (declared by {declared_by}: {})",
+                held(declared)
             ),
             Drift::DifferentIndex {
                 collection,
@@ -203,7 +225,9 @@ impl fmt::Display for Drift {
                 declared_by,
             } => write!(
                 f,
-                "{collection}: index {name:?} differs: declared by {declared_by} {declared}, in the database {live}"
+                "{collection}: index {name:?} differs: declared by {declared_by} {}, in the database {}",
+                held(declared),
+                held(live)
             ),
             Drift::UndeclaredIndex {
                 collection,
@@ -213,7 +237,8 @@ impl fmt::Display for Drift {
             } => {
                 write!(
                     f,
-                    "{collection}: index {name:?} {live} was not declared by any applied migration"
+                    "{collection}: index {name:?} {} was not declared by any applied migration",
+                    held(live)
                 )?;
                 match dropped_by {
                     Some(id) => write!(f, " ({id} dropped it)"),
@@ -233,7 +258,7 @@ impl fmt::Display for Drift {
                 let shown = |d: &Document, k: &str| {
                     d.get(k).map_or("(none)".to_owned(), |v| match v {
                         Bson::String(s) => s.clone(),
-                        other => other.to_string(),
+                        other => held_value(other.clone()).to_string(),
                     })
                 };
                 write!(
@@ -254,7 +279,7 @@ impl fmt::Display for Drift {
             Drift::UndeclaredValidator { collection, live } => write!(
                 f,
                 "{collection}: has a validator no applied migration declared ({})",
-                live
+                held(live)
             ),
             Drift::DifferentOption {
                 collection,
@@ -325,4 +350,32 @@ pub struct RecordedDeclarations {
     pub recorded: bool,
     /// Why not, when they were not.
     pub note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use mongodb::bson::{Bson, doc};
+
+    #[test]
+    fn whole_numbers_show_as_the_integers_the_server_holds() {
+        let compared = doc! {
+            "key": { "expires_at": 1.0, "score": -1.0 },
+            "expireAfterSeconds": 43200.0,
+            "weights": { "title": 2.5 },
+            "big": 5_000_000_000.0,
+        };
+        let shown = super::held(&compared);
+        assert_eq!(
+            shown,
+            Bson::Document(doc! {
+                "key": { "expires_at": 1, "score": -1 },
+                "expireAfterSeconds": 43200,
+                "weights": { "title": 2.5 },
+                "big": 5_000_000_000_i64,
+            })
+        );
+        let json = serde_json::to_string(&shown).unwrap();
+        assert!(json.contains("\"expireAfterSeconds\":43200,"), "{json}");
+        assert!(!json.contains("1.0"), "{json}");
+    }
 }

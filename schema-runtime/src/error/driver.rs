@@ -176,8 +176,16 @@ pub(crate) fn describe(error: &DriverError) -> String {
         ErrorKind::ServerSelection { message, .. } => server_selection(message),
         _ => error.to_string(),
     };
+    // The labels of a server's reply say something (TransientTransactionError,
+    // UnknownTransactionCommitResult); on a connection error they are the driver's retry
+    // bookkeeping (`SystemOverloadedError, RetryableError` on a refused connection) and would
+    // only mislead.
+    let from_server = matches!(
+        error.kind.as_ref(),
+        ErrorKind::Command(_) | ErrorKind::Write(_) | ErrorKind::InsertMany(_)
+    );
     let labels: Vec<&String> = error.labels().iter().collect();
-    if !labels.is_empty() {
+    if from_server && !labels.is_empty() {
         let labels: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
         text.push_str(&format!(" [{}]", labels.join(", ")));
     }

@@ -245,6 +245,9 @@ pub enum Error {
         group: String,
         /// The groups this binary does register.
         registered_groups: Vec<String>,
+        /// Whether this process is a test binary built by cargo (`target/.../deps/NAME-HASH`):
+        /// an integration test of a binary crate, which cannot see the binary's migrations.
+        in_test_binary: bool,
     },
 
     /// The database recorded a different migration under this id than the one registered now
@@ -264,6 +267,13 @@ pub enum Error {
 
     /// `ctx.batches(...)` was called in a migration that runs in a transaction.
     BatchesInTransaction {
+        /// The migration.
+        migration: Option<MigrationId>,
+    },
+
+    /// [`MigrationContext::transaction`](crate::MigrationContext::transaction) was called in a
+    /// migration that does not run in a transaction.
+    NotInTransaction {
         /// The migration.
         migration: Option<MigrationId>,
     },
@@ -305,6 +315,15 @@ pub enum Error {
     /// A command's output could not be written (stdout closed, disk full).
     Output {
         /// What went wrong.
+        problem: String,
+    },
+
+    /// A command of the CLI could not do what it was asked, and did nothing (such as
+    /// `migrate new` with no directory to write into).
+    CommandRefused {
+        /// The command, such as `migrate new`.
+        command: String,
+        /// What is wrong and what to do.
         problem: String,
     },
 
@@ -558,14 +577,23 @@ impl Error {
             Error::NoMigrations {
                 group,
                 registered_groups,
-            } => format!(
-                "no migrations are registered in group {group:?}{}. If they live in a library crate, the binary must refer to it or the linker leaves it out: add `schema_runtime::link!(your_migrations_crate);` to the binary. A tool that may run without migrations opts out with `Migrator::allow_empty(true)`",
-                if registered_groups.is_empty() {
+                in_test_binary,
+            } => {
+                let registered = if registered_groups.is_empty() {
                     " (none at all are registered in this binary)".to_owned()
                 } else {
                     format!(" (this binary registers: {})", registered_groups.join(", "))
+                };
+                if *in_test_binary {
+                    format!(
+                        "no migrations are registered in group {group:?}{registered}, and this is a test binary. An integration test under `tests/` links the package's library, never its binary: migrations declared in `src/main.rs` (or modules of it) are invisible to it. Move them into the library (`src/lib.rs` with `pub mod migrations;`, and `main.rs` using it), or test them from `src/main.rs` with `#[cfg(test)]`. If they are in a library crate already, add `schema_runtime::link!(that_crate);` to the test"
+                    )
+                } else {
+                    format!(
+                        "no migrations are registered in group {group:?}{registered}. If they live in a library crate, the binary must refer to it or the linker leaves it out: add `schema_runtime::link!(your_migrations_crate);` to the binary. A tool that may run without migrations opts out with `Migrator::allow_empty(true)`"
+                    )
                 }
-            ),
+            }
             Error::DifferentMigration {
                 id,
                 recorded_function,
@@ -576,7 +604,11 @@ impl Error {
                 "migration {id} in the database is not the one this binary registers under that id: recorded {recorded_function} ({recorded_description:?}), registered {registered_function} ({registered_description:?}); nothing was run. Two branches used the same id: give the registered one a new id above the highest applied one, so that it runs. If the recorded migration is truly the same one, renamed, allow it with `Migrator::allow_reused_ids(true)`"
             ),
             Error::BatchesInTransaction { migration } => format!(
-                "migration {} runs in a transaction, and batches commit each batch with its checkpoint in a transaction of their own, which cannot be nested in the migration's; nothing was written by the batches. Remove `transaction` from the migration (each batch is still atomic with its checkpoint), or write its updates with `ctx.session()`",
+                "migration {} runs in a transaction, and batches commit each batch with its checkpoint in a transaction of their own, which cannot be nested in the migration's; nothing was written by the batches. Remove `transaction` from the migration (each batch is still atomic with its checkpoint), or write its updates through `ctx.transaction()?`",
+                migration.as_ref().map_or("(unnamed)", MigrationId::as_str)
+            ),
+            Error::NotInTransaction { migration } => format!(
+                "migration {} asked for its transaction's session, but it does not run in a transaction; nothing was written through it. Mark it `#[migration(..., transaction)]`, or write without a session",
                 migration.as_ref().map_or("(unnamed)", MigrationId::as_str)
             ),
             Error::LockChanging { attempts } => format!(
@@ -602,6 +634,9 @@ impl Error {
                     .map_or(String::new(), |id| format!("migration {id}: "))
             ),
             Error::Output { problem } => format!("cannot write the command's output: {problem}"),
+            Error::CommandRefused { command, problem } => {
+                format!("{command}: {}", scrub(problem))
+            }
             Error::Config { setting, problem } => {
                 format!("invalid setting {setting}: {}", scrub(problem))
             }
@@ -610,7 +645,7 @@ impl Error {
 
     /// How many variants [`Error::variant`] names (checked by the tests).
     #[cfg(test)]
-    const VARIANT_COUNT: usize = 26;
+    const VARIANT_COUNT: usize = 28;
 
     fn variant(&self) -> &'static str {
         match self {
@@ -634,11 +669,13 @@ impl Error {
             Error::NoMigrations { .. } => "NoMigrations",
             Error::DifferentMigration { .. } => "DifferentMigration",
             Error::BatchesInTransaction { .. } => "BatchesInTransaction",
+            Error::NotInTransaction { .. } => "NotInTransaction",
             Error::LockChanging { .. } => "LockChanging",
             Error::LockHeldByLiveProcess { .. } => "LockHeldByLiveProcess",
             Error::TimedOut { .. } => "TimedOut",
             Error::BatchWritesRefused { .. } => "BatchWritesRefused",
             Error::Output { .. } => "Output",
+            Error::CommandRefused { .. } => "CommandRefused",
             Error::Config { .. } => "Config",
         }
     }
@@ -824,6 +861,7 @@ mod tests {
             Error::NoMigrations {
                 group: s(),
                 registered_groups: vec![s()],
+                in_test_binary: false,
             },
             Error::DifferentMigration {
                 id: id(),
@@ -833,6 +871,9 @@ mod tests {
                 registered_description: s(),
             },
             Error::BatchesInTransaction {
+                migration: Some(id()),
+            },
+            Error::NotInTransaction {
                 migration: Some(id()),
             },
             Error::LockChanging { attempts: 3 },
@@ -848,6 +889,10 @@ mod tests {
                 first: s(),
             },
             Error::Output { problem: s() },
+            Error::CommandRefused {
+                command: s(),
+                problem: s(),
+            },
             Error::Config {
                 setting: s(),
                 problem: s(),

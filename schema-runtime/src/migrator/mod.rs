@@ -111,8 +111,51 @@ pub mod defaults {
     pub const LARGE_COLLECTION: u64 = 1_000_000;
 }
 
+/// Whether this process is a test executable cargo built: `.../deps/NAME-HASH`, a hash of 16
+/// hexadecimal digits (`cargo test` runs them from there; a service's binary is beside `deps`).
+fn in_test_binary() -> bool {
+    std::env::current_exe().is_ok_and(|exe| is_test_executable(&exe))
+}
+
+fn is_test_executable(exe: &std::path::Path) -> bool {
+    let in_deps = exe
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .is_some_and(|dir| dir == "deps");
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let hashed = stem
+        .rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()));
+    in_deps && hashed
+}
+
 impl Migrator {
-    /// A migrator for the `"default"` group on `database`, recording in `schema_versions`.
+    /// The migrator the environment describes: [`Settings::from_env`](crate::Settings::from_env)
+    /// then [`Settings::migrator`](crate::Settings::migrator). It reads `MONGODB_URI` (else
+    /// `DATABASE_URL`), `MONGODB_DATABASE` and every `ENABLE_AUTO_MIGRATION`,
+    /// `AUTO_SCHEMA_DESTRUCTIVE` and `SCHEMA_*` variable [`Settings`](crate::Settings) lists.
+    /// This is the start-up line of a service:
+    ///
+    /// ```no_run
+    /// # async fn start() -> schema_runtime::Result<()> {
+    /// let report = schema_runtime::Migrator::from_env().await?.apply_all().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// It sends nothing to the server yet; an unset `MONGODB_URI` or an invalid variable is an
+    /// [`Error::Config`] naming it. Builder calls after it (`.group(..)`, `.lease(..)`) override
+    /// what the environment said.
+    pub async fn from_env() -> Result<Self> {
+        crate::Settings::from_env()?.migrator().await
+    }
+
+    /// A migrator for the `"default"` group on `database`, recording in `schema_versions`,
+    /// with every setting at its default.
+    ///
+    /// It reads **no environment variable**: `ENABLE_AUTO_MIGRATION`, `SCHEMA_CHECK_DRIFT` and
+    /// the rest are honoured by [`Migrator::from_env`] (or by
+    /// [`Settings::apply`](crate::Settings::apply) on a migrator made here, for an application
+    /// that builds its own client).
     pub fn new(database: Database) -> Self {
         crate::redact::install_panic_hook();
         Migrator {
@@ -384,6 +427,7 @@ impl Migrator {
             return Err(Error::NoMigrations {
                 group: self.group.clone(),
                 registered_groups: Registry::groups().iter().map(|g| (*g).to_owned()).collect(),
+                in_test_binary: in_test_binary(),
             });
         }
         Ok(registry)
@@ -612,5 +656,37 @@ fn needed<'a>(
         plan.needed_at_start().collect()
     } else {
         plan.pending_up_to(to).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn a_cargo_test_executable_is_told_from_a_service() {
+        assert!(super::is_test_executable(Path::new(
+            "/w/target/debug/deps/startup-0f3a9c1b2d4e5f67"
+        )));
+        assert!(
+            super::is_test_executable(Path::new(
+                r"C:\w\target\debug\deps\startup-0f3a9c1b2d4e5f67.exe"
+            )) || cfg!(not(windows))
+        );
+        // The service cargo builds, and one installed by hand.
+        assert!(!super::is_test_executable(Path::new(
+            "/w/target/debug/service"
+        )));
+        assert!(!super::is_test_executable(Path::new(
+            "/usr/local/bin/help-desk-0f3a9c1b2d4e5f67"
+        )));
+        assert!(!super::is_test_executable(Path::new(
+            "/w/target/debug/deps/not-a-hash"
+        )));
+    }
+
+    #[test]
+    fn this_unit_test_runs_in_a_test_executable() {
+        assert!(super::in_test_binary());
     }
 }

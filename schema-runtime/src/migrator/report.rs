@@ -65,7 +65,7 @@ impl fmt::Display for Warning {
                 current,
             } => write!(
                 f,
-                "migration {id} changed after it was applied (recorded checksum {}, now {}); put changes in a new migration",
+                "migration {id} changed after it was applied (recorded checksum {}, now {}); it does not run again. Put changes to the schema in a new migration; if the edit is harmless (formatting, comments, a renamed variable), record it with `migrate accept {id}` (or `migrate accept --all`)",
                 short(recorded),
                 short(current)
             ),
@@ -148,9 +148,20 @@ pub struct Report {
     pub runs_background: bool,
 }
 
+/// Logs `warning` through `tracing` (at `warn`; an unknown record, normal during a rolling
+/// deploy, at `info`). A process that installed no subscriber would see nothing, so then a
+/// warning is written to stderr instead: an edited migration or drift is never silent.
 pub(crate) fn log_warning(warning: &Warning) {
-    match warning {
-        Warning::UnknownRecord { .. } => tracing::info!("{warning}"),
-        _ => tracing::warn!("{warning}"),
+    let quiet = matches!(warning, Warning::UnknownRecord { .. });
+    let no_subscriber =
+        tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>());
+    if no_subscriber {
+        if !quiet {
+            eprintln!("schema-runtime: warning: {warning}");
+        }
+    } else if quiet {
+        tracing::info!("{warning}");
+    } else {
+        tracing::warn!("{warning}");
     }
 }
