@@ -54,5 +54,8 @@ async fn log_lines_into_a_pipe_carry_no_colour_codes() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("INFO"), "info lines were logged: {stderr}");
-    assert!(!stderr.contains('\u{1b}'), "no ANSI escape codes: {stderr:?}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escape codes: {stderr:?}"
+    );
 }

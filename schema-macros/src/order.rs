@@ -1,7 +1,7 @@
 //! The out-of-order check: within one source file, ids must increase from top to bottom.
 //!
 //! An attribute macro sees only its own item, so the check reads the invoking file and lists the
-//! `#[migration]` attributes in it. The scan is a pure function of the file's contents; its result
+//! `#[migration]` attributes in it (a `.rs` file only). The scan is a pure function of the file's contents; its result
 //! is cached per file (keyed by modification time and length) only so that a file with many
 //! migrations is read and tokenized once per compilation, not once per migration. When the file
 //! cannot be located, read or tokenized, the check is skipped: it never reports a false error.
@@ -51,6 +51,12 @@ pub(crate) fn check_same_file(group: &str, number: &str, function: &str) -> Opti
 
 fn declarations_in_invoking_file() -> Option<Arc<Vec<Declaration>>> {
     let path = proc_macro::Span::call_site().local_file()?;
+    // Only Rust sources: a doc test of a Markdown page (`#[doc = include_str!("guide.md")]`)
+    // has its spans in the `.md` file, and the compiler's lexer reports the prose of a page as
+    // errors of the build instead of failing quietly.
+    if path.extension().is_none_or(|e| e != "rs") {
+        return None;
+    }
     let meta = std::fs::metadata(&path).ok()?;
     let key = (path, meta.modified().ok(), meta.len());
     if let Some(found) = cache().lock().ok()?.get(&key) {

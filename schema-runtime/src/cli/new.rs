@@ -178,14 +178,29 @@ pub(crate) fn create(
     std::fs::write(&file, text)
         .map_err(|e| refuse(format!("cannot write {}: {e}", file.display())))?;
 
-    // `dir/mod.rs`, or `dir.rs` beside the directory: the module that lists the migrations.
+    // The module that lists the migrations: `dir/mod.rs`, or `dir.rs` beside the directory; in
+    // a crate's `src/`, the crate root (`lib.rs`, else `main.rs`; the one that holds the newest
+    // migration first).
     let mod_line = format!("pub mod {module};");
     let parent_file = dir
         .file_name()
         .map(|name| dir.with_file_name(format!("{}.rs", name.to_string_lossy())));
-    let mod_file = [Some(dir.join("mod.rs")), parent_file]
+    let newest_root = registry
+        .and_then(|r| r.migrations().last())
+        .map(|m| PathBuf::from(m.file()))
+        .filter(|f| f.parent() == Some(dir.as_path()))
+        .filter(|f| {
+            f.file_name()
+                .is_some_and(|n| n == "lib.rs" || n == "main.rs")
+        });
+    let in_src = dir.file_name().is_some_and(|n| n == "src");
+    let crate_roots = [dir.join("lib.rs"), dir.join("main.rs")]
+        .into_iter()
+        .filter(|_| in_src);
+    let mod_file = [Some(dir.join("mod.rs")), parent_file, newest_root]
         .into_iter()
         .flatten()
+        .chain(crate_roots)
         .find(|f| f.is_file());
     if let Some(mod_file) = &mod_file {
         let mut text = std::fs::read_to_string(mod_file)
