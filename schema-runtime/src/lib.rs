@@ -61,6 +61,7 @@ mod drift;
 mod error;
 #[cfg(test)]
 mod fixtures;
+mod fleet;
 mod indexes;
 mod lock;
 mod migrator;
@@ -92,6 +93,9 @@ pub use context::MigrationContext;
 pub use deployment::Deployment;
 pub use drift::{Drift, DriftReport, RecordedDeclarations, RepairAction, RepairReport};
 pub use error::{BoxError, Cause, DuplicateKey, Error, ErrorClass, Result};
+pub use fleet::{
+    DEFAULT_CONCURRENCY, Fleet, FleetAction, FleetReport, TenantOutcome, TenantResult,
+};
 pub use indexes::{
     IndexReport, IndexSpec, drop_index, ensure_indexes, hide_index, list_indexes, unhide_index,
 };

@@ -39,6 +39,12 @@ impl Progress {
         self.bar.set_position(position);
     }
 
+    /// One more item done.
+    pub(crate) fn inc(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.inc(1);
+    }
+
     /// Removes the bar.
     pub(crate) fn finish(&self) {
         #[cfg(feature = "progress")]

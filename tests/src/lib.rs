@@ -7,6 +7,7 @@
 //! ([`conformance`]); a test whose commands break one fails when its [`TestDb`] is dropped.
 
 pub mod conformance;
+pub mod fleet_group;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,7 +58,11 @@ pub async fn deployment(options: &ClientOptions) -> Deployment {
             .map_or(bound, |t| t.min(bound)),
     );
     let client = Client::with_options(options).expect("a client for MONGODB_URI");
-    match deployment_of(&client).await {
+    let found = deployment_of(&client).await;
+    // Its pool and monitors would stay for the whole process otherwise (a benchmark counts
+    // the process's memory).
+    client.shutdown().await;
+    match found {
         Some(found) => *KNOWN.get_or_init(|| found),
         None => Deployment::ReplicaSet,
     }
@@ -143,6 +148,14 @@ fn watch(options: &mut ClientOptions, deployment: Deployment, also: Option<Seen>
 /// A client of the test server.
 pub async fn client() -> Client {
     Client::with_options(options().await).expect("a client for MONGODB_URI")
+}
+
+/// A client without the conformance check, for the benchmark's figure of the library's own
+/// memory (the check's second client and its callbacks are the harness's, not the library's).
+pub async fn bare_client_with_timeout(timeout: Duration) -> Client {
+    let mut options = bare_options().await;
+    options.server_selection_timeout = Some(timeout);
+    Client::with_options(options).expect("a client for MONGODB_URI")
 }
 
 /// A client that gives up selecting a server after `timeout`.

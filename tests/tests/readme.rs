@@ -31,7 +31,7 @@ fn blocks(text: &str, lang: &str) -> Vec<(String, String, String)> {
                 if info.split(',').next() == Some(lang) {
                     found.push((before.clone(), info, body));
                 }
-                before.push_str("\n");
+                before.push('\n');
             }
             Some((_, body)) => body.push_str(line),
         }
@@ -124,5 +124,8 @@ fn every_rust_block_of_the_guide_is_a_doc_test() {
             count += 1;
         }
     }
-    assert!(count >= 10, "the guide shows its API in compiled snippets ({count})");
+    assert!(
+        count >= 10,
+        "the guide shows its API in compiled snippets ({count})"
+    );
 }

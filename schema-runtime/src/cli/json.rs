@@ -47,6 +47,8 @@ pub(crate) struct Output {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collections_checked: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -290,6 +292,83 @@ impl Lock {
             was_alive: unlocked.was_alive,
             repaired: unlocked.repaired.clone(),
             fence: unlocked.fence,
+        }
+    }
+}
+
+/// `fleet`: the counts, the names that need a look, and one entry per database.
+#[derive(Debug, Serialize)]
+pub(crate) struct FleetView {
+    pub databases: usize,
+    pub counts: std::collections::BTreeMap<&'static str, usize>,
+    pub laggards: Vec<String>,
+    pub failures: Vec<FleetFailure>,
+    pub stopped: Option<String>,
+    pub elapsed_ms: u64,
+    pub results: Vec<TenantView>,
+}
+
+/// A failed database and its error.
+#[derive(Debug, Serialize)]
+pub(crate) struct FleetFailure {
+    pub database: String,
+    pub error: String,
+}
+
+/// One database of a fleet.
+#[derive(Debug, Serialize)]
+pub(crate) struct TenantView {
+    pub cluster: String,
+    pub database: String,
+    pub state: &'static str,
+    pub ids: Vec<String>,
+    pub details: Vec<String>,
+    pub duration_ms: u64,
+}
+
+impl FleetView {
+    pub(crate) fn of(
+        report: &crate::fleet::FleetReport,
+        results: &[crate::fleet::TenantResult],
+    ) -> Self {
+        use crate::fleet::TenantOutcome;
+        FleetView {
+            databases: report.databases,
+            counts: report.counts.clone(),
+            laggards: report.laggards.clone(),
+            failures: report
+                .failures
+                .iter()
+                .map(|(database, error)| FleetFailure {
+                    database: database.clone(),
+                    error: error.clone(),
+                })
+                .collect(),
+            stopped: report.stopped.clone(),
+            elapsed_ms: super::fleet::millis(report.elapsed),
+            results: results
+                .iter()
+                .map(|r| {
+                    let (ids, details) = match &r.outcome {
+                        TenantOutcome::Applied { ids } | TenantOutcome::Pending { ids } => {
+                            (ids.iter().map(|i| i.to_string()).collect(), Vec::new())
+                        }
+                        TenantOutcome::Problems { findings: d }
+                        | TenantOutcome::Drifted { differences: d } => (Vec::new(), d.clone()),
+                        TenantOutcome::Failed { error: d }
+                        | TenantOutcome::Skipped { reason: d } => (Vec::new(), vec![d.clone()]),
+                        _ => (Vec::new(), Vec::new()),
+                    };
+                    TenantView {
+                        cluster: r.cluster.clone(),
+                        database: r.database.clone(),
+                        state: r.outcome.kind(),
+                        ids,
+                        details,
+                        duration_ms: super::fleet::millis(r.duration),
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -114,8 +114,11 @@ use crate::migrator::Migrator;
 use crate::plan::{Finding, Plan, PlanEntry};
 
 mod drift;
+mod fleet;
 mod json;
 mod new;
+
+pub use fleet::{FleetArgs, FleetVerb};
 
 pub use clap;
 
@@ -123,7 +126,7 @@ pub use clap;
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "migrate",
-    about = "Schema migrations: status, plan, up, down, baseline, redo, forget, accept, new, unlock, verify, drift"
+    about = "Schema migrations: status, plan, up, down, baseline, redo, forget, accept, new, unlock, verify, drift, fleet"
 )]
 pub struct Migrate {
     /// The command.
@@ -272,6 +275,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One operation over many databases (a database per tenant): `status`, `plan`, `up`,
+    /// `verify` or `drift`, with bounded concurrency, a canary wave and a failure policy.
+    Fleet(FleetArgs),
     /// Compare the database with the schema the applied migrations declared: missing,
     /// different and undeclared indexes, validators, collections and options. Exits 0 when it
     /// matches, 4 on drift.
@@ -505,6 +511,7 @@ impl Command {
             Command::Unlock { .. } => "unlock",
             Command::Verify { .. } => "verify",
             Command::Drift { .. } => "drift",
+            Command::Fleet(_) => "fleet",
         }
     }
 
@@ -522,6 +529,7 @@ impl Command {
             | Command::Unlock { json, .. }
             | Command::Verify { json, .. }
             | Command::Drift { json, .. } => *json,
+            Command::Fleet(args) => args.json,
         }
     }
 
@@ -533,6 +541,7 @@ impl Command {
                 | Command::Plan { .. }
                 | Command::Verify { .. }
                 | Command::Drift { .. }
+                | Command::Fleet(_)
         )
     }
 
@@ -544,6 +553,7 @@ impl Command {
     ) -> Result<Outcome> {
         match self {
             Command::Status { .. } => status(migrator, text, doc).await,
+            Command::Fleet(args) => fleet::run(migrator, args, text, doc).await,
             Command::Plan { .. } => plan(migrator, text, doc).await,
             Command::Verify { drift, .. } => verify(migrator, *drift, text, doc).await,
             Command::Drift {

@@ -149,6 +149,24 @@ impl Migrator {
         crate::Settings::from_env()?.migrator().await
     }
 
+    /// This migrator's settings (group, lease, policies) on another database, through that
+    /// database's client (another cluster's, for instance).
+    pub fn with_database(&self, database: Database) -> Self {
+        let mut migrator = self.clone();
+        migrator.database = database;
+        migrator.deployment = Arc::default();
+        migrator.quorum_warned = Arc::default();
+        migrator
+    }
+
+    /// [`with_database`](Self::with_database) for a database of the same client: what the
+    /// deployment is (one `hello`) is known already and shared.
+    pub(crate) fn in_same_cluster(&self, database: Database) -> Self {
+        let mut migrator = self.clone();
+        migrator.database = database;
+        migrator
+    }
+
     /// A migrator for the `"default"` group on `database`, recording in `schema_versions`,
     /// with every setting at its default.
     ///
@@ -393,6 +411,11 @@ impl Migrator {
         self.startup_attempts = attempts.max(1);
         self.retry_delay = delay;
         self
+    }
+
+    /// Whether long steps draw progress bars ([`progress_bars`](Self::progress_bars)).
+    pub fn shows_progress(&self) -> bool {
+        self.progress_bars
     }
 
     /// The database.

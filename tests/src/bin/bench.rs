@@ -122,6 +122,7 @@ async fn main() {
     for _ in 0..3 {
         let output = Command::new(&worker)
             .args(["--db", &noop_1000, "--group", "bulk1000"])
+            .env("BARE_CLIENT", "1")
             .stderr(Stdio::inherit())
             .output()
             .expect("the worker binary next to this one (cargo build --bins)");

@@ -61,6 +61,12 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let client = schema_tests::client().await;
-    let migrator = Migrator::new(client.database(&args.db)).group(args.group);
+    let mut migrator = Migrator::new(client.database(&args.db)).group(args.group);
+    // LEASE_MS: a short lease, so that a test that kills this process resumes soon.
+    if let Some(ms) = std::env::var("LEASE_MS").ok().and_then(|v| v.parse().ok()) {
+        migrator = migrator.lease(std::time::Duration::from_millis(ms));
+    }
+    // The group `fleet` lives in the harness's library; naming it keeps it linked.
+    let _ = schema_tests::fleet_group::GROUP;
     args.command.run_to_exit_code(&migrator).await
 }

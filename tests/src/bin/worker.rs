@@ -158,13 +158,18 @@ async fn main() -> ExitCode {
         let (client, log) = schema_tests::counting_client().await;
         (client, Some(log))
     } else {
-        let client = schema_tests::client_with_timeout(Duration::from_millis(
+        let timeout = Duration::from_millis(
             std::env::var("SERVER_SELECTION_TIMEOUT_MS")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(10_000),
-        ))
-        .await;
+        );
+        // BARE_CLIENT=1: the benchmark's memory figure, of the library without the harness.
+        let client = if std::env::var("BARE_CLIENT").is_ok() {
+            schema_tests::bare_client_with_timeout(timeout).await
+        } else {
+            schema_tests::client_with_timeout(timeout).await
+        };
         (client, None)
     };
     let code = run(&client, &args, log).await;
