@@ -30,7 +30,7 @@
 //! files are the policy check, the wait for the lock, running one migration, the bounded first
 //! read, the operator commands and the results), `context` and `batch` (what a migration
 //! function gets), `indexes` and `collection` (idempotent helpers), `deployment` (what `hello`
-//! says), `config` (settings from the environment), `error` and `redact` (errors that never show
+//! says), `config` (settings from the environment), `fleet` (one operation over many databases), `error` and `redact` (errors that never show
 //! a password), `wire` (driver-level helpers, a leaf), `progress` (progress bars). `cli` is
 //! public: it is the embedded command line.
 //!

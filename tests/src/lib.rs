@@ -618,6 +618,8 @@ pub mod guide {
     pub struct LargeCollections;
     #[doc = include_str!("../../docs/drift.md")]
     pub struct Drift;
+    #[doc = include_str!("../../docs/fleet.md")]
+    pub struct Fleet;
     #[doc = include_str!("../../docs/errors-and-secrets.md")]
     pub struct ErrorsAndSecrets;
     #[doc = include_str!("../../docs/records-and-fencing.md")]

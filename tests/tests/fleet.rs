@@ -268,6 +268,8 @@ async fn names_are_checked_and_unusual_ones_work() {
     let db = client.database(&name);
     assert_eq!(count(&db, "fleet_0002").await, 1);
     db.drop().await.unwrap();
+    // Not a `TestDb`: its commands are checked against the wire rules here.
+    assert_eq!(schema_tests::conformance::take_violations(&name), None);
 }
 
 #[tokio::test]
@@ -447,5 +449,66 @@ async fn a_killed_runner_is_resumed_by_the_next() {
             assert!(count(&t.db, "fleet_0001").await <= 2, "{}", t.name());
             assert!(count(&t.db, "fleet_0002").await <= 2, "{}", t.name());
         }
+    }
+}
+
+#[tokio::test]
+async fn a_fleet_spans_two_clusters_each_with_its_own_client() {
+    let client = schema_tests::client().await;
+    let (here, prefix) = tenants(&client, "fleet_regions", 2).await;
+    // A second cluster: a server of this test's own (a region), with tenants of the same prefix.
+    let server = schema_tests::LocalServer::start(&[]);
+    let other = server.client().await;
+    for k in 0..3 {
+        other
+            .database(&format!("{prefix}eu_{k}"))
+            .collection::<Document>("profile")
+            .insert_one(doc! { "_id": "tenant" })
+            .await
+            .unwrap();
+    }
+    let fleet = fleet(&client, &prefix).cluster(other.clone(), "eu");
+    let listed = fleet.list().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!((listed[0].0.as_str(), listed[0].1.len()), ("0", 2));
+    assert_eq!((listed[1].0.as_str(), listed[1].1.len()), ("eu", 3));
+
+    let mut seen = Vec::new();
+    let report = fleet
+        .run(FleetAction::Up, |r| {
+            seen.push(format!("{}/{}", r.cluster, r.database))
+        })
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{}", report.summary());
+    assert_eq!((report.databases, report.of("applied")), (5, 5));
+    assert!(
+        seen.iter().filter(|s| s.starts_with("eu/")).count() == 3,
+        "{seen:?}"
+    );
+    for t in &here {
+        assert_eq!(state(t, "0002").await.as_deref(), Some("applied"));
+    }
+    for k in 0..3 {
+        let db = other.database(&format!("{prefix}eu_{k}"));
+        assert_eq!(count(&db, "fleet_0002").await, 1);
+    }
+    // A laggard on the second cluster is named with its cluster.
+    other
+        .database(&format!("{prefix}eu_new"))
+        .collection::<Document>("profile")
+        .insert_one(doc! { "_id": "tenant" })
+        .await
+        .unwrap();
+    let status = fleet.status().await.unwrap();
+    assert_eq!(status.laggards, [format!("eu/{prefix}eu_new")]);
+    // The second cluster's tenants are not `TestDb`s: their commands are checked here.
+    for k in ["0", "1", "2", "new"] {
+        let name = format!("{prefix}eu_{k}");
+        assert_eq!(
+            schema_tests::conformance::take_violations(&name),
+            None,
+            "{name}"
+        );
     }
 }

@@ -19,14 +19,16 @@ async fn main() -> Result<ExitCode, schema_runtime::Error> {
     match Cli::parse() {
         Cli::Migrate(command) => Ok(command.run_from_env().await),
         Cli::Serve => {
-            // Every process runs this line; the lock makes each migration run once.
-            let report = Migrator::from_env().await?.apply_all().await?;
+            // Every process runs these lines; the lock makes each migration run once.
+            let migrator = Migrator::from_env().await?;
+            let report = migrator.apply_all().await?;
             println!(
                 "schema ready: {} applied now, {} already applied",
                 report.applied.len(),
                 report.already_applied.len()
             );
-            // ... serve requests here ...
+            // ... serve requests here (migrator.database() is the database) ...
+            migrator.shutdown().await; // close the connections before exiting
             Ok(ExitCode::SUCCESS)
         }
     }

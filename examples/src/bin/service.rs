@@ -68,7 +68,10 @@ async fn main() -> ExitCode {
         Ok(migrator) => migrator,
         Err(e) => return fail(&args.role, e.to_string()),
     };
-    match start(&args, &settings, migrator).await {
+    let result = start(&args, &settings, migrator.clone()).await;
+    // The driver's cleanup before the runtime stops (a client only dropped can panic there).
+    migrator.shutdown().await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&args.role, message),
     }

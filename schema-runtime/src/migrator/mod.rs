@@ -413,6 +413,15 @@ impl Migrator {
         self
     }
 
+    /// Closes the migrator's client before the process exits: ends its server sessions and
+    /// closes its connections (the driver's `Client::shutdown`), for every clone of the client.
+    /// Call it last in `main`: a client that is only dropped while the async runtime stops can
+    /// panic in the driver's cleanup task (mongodb 3.9: `connection_requester.rs:42`,
+    /// `SendError`, printed after the service has done its work).
+    pub async fn shutdown(self) {
+        self.database.client().clone().shutdown().await;
+    }
+
     /// Whether long steps draw progress bars ([`progress_bars`](Self::progress_bars)).
     pub fn shows_progress(&self) -> bool {
         self.progress_bars
