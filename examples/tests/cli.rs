@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod support;
+
 const SERVICE: &str = env!("CARGO_BIN_EXE_service");
 
 #[test]
@@ -45,6 +47,7 @@ fn migrate_new_runs_without_a_server_configured() {
 #[tokio::test]
 async fn log_lines_into_a_pipe_carry_no_colour_codes() {
     let db = schema_runtime::testing::TestDatabase::labelled("example_ansi").await;
+    let profiled = support::record_commands(db.database()).await;
     let output = Command::new(SERVICE)
         .env("MONGODB_DATABASE", db.name())
         .env("RUST_LOG", "info")
@@ -58,4 +61,7 @@ async fn log_lines_into_a_pipe_carry_no_colour_codes() {
         !stderr.contains('\u{1b}'),
         "no ANSI escape codes: {stderr:?}"
     );
+    if profiled {
+        assert!(support::assert_conformant(db.database()).await > 10);
+    }
 }

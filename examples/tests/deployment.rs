@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use schema_runtime::testing::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod support;
+
 const SERVICE: &str = env!("CARGO_BIN_EXE_service");
 
 fn service(db: &TestDatabase) -> Command {
@@ -75,6 +77,8 @@ async fn probe(port: u16) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_wait_on_readiness_while_a_job_runs_migrate_up() {
     let db = TestDatabase::labelled("deploy").await;
+    // Every command the service processes send, held to MongoDB's rules afterwards.
+    let profiled = support::record_commands(db.database()).await;
     let (mut api, port) = replica(&db);
 
     let (code, body) = probe(port).await;
@@ -113,4 +117,8 @@ async fn replicas_wait_on_readiness_while_a_job_runs_migrate_up() {
         .await
         .unwrap();
     assert_eq!(records, 9);
+    if profiled {
+        let checked = support::assert_conformant(db.database()).await;
+        assert!(checked > 30, "the profiler saw {checked} commands");
+    }
 }

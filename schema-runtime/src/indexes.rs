@@ -724,7 +724,7 @@ async fn large_collection_warning(
 
 fn large_collection_message(collection: &str, names: &[String], documents: u64) -> String {
     format!(
-        "building {} on collection {collection:?} (about {documents} documents) reads every document while start-up waits; on a large collection that can take minutes to hours and every other process waits for the lock meanwhile. Consider building it outside the start-up of every process (`migrate up` in a job before the deploy: the README's \"Deploying\"); the threshold is Migrator::large_collection_threshold / SCHEMA_LARGE_COLLECTION_DOCS",
+        "building {} on collection {collection:?} (about {documents} documents) reads every document while start-up waits; on a large collection that can take minutes to hours and every other process waits for the lock meanwhile. Consider building it outside the start-up of every process (`migrate up` in a job before the deploy: the guide's docs/deploying.md); the threshold is Migrator::large_collection_threshold / SCHEMA_LARGE_COLLECTION_DOCS",
         names.join(", ")
     )
 }

@@ -7,6 +7,9 @@ use std::process::Command;
 use schema_runtime::bson::{Document, doc};
 use schema_runtime::testing::TestDatabase;
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 fn serve(db: &TestDatabase) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_help-desk"));
     command
@@ -29,6 +32,7 @@ fn run(command: &mut Command) -> (bool, String, String) {
 #[tokio::test]
 async fn the_start_up_line_honours_the_environment_and_never_hides_a_warning() {
     let db = TestDatabase::labelled("minimal_env").await;
+    let profiled = support::record_commands(db.database()).await;
     let versions = db.database().collection::<Document>("schema_versions");
 
     // ENABLE_AUTO_MIGRATION=false: nothing is applied, nothing recorded.
@@ -73,6 +77,9 @@ async fn the_start_up_line_honours_the_environment_and_never_hides_a_warning() {
         "before-rustfmt",
         "a refused start-up changes no record"
     );
+    if profiled {
+        assert!(support::assert_conformant(db.database()).await > 10);
+    }
 }
 
 /// A guard: a process that exits right after start-up printed a driver panic about once in 30
