@@ -391,6 +391,23 @@ mod tests {
     }
 
     #[test]
+    fn the_highest_applied_id_is_named_as_the_code_writes_it() {
+        // A record written as "2" (by hand, or by another tool) for the migration "0002".
+        let plan = plan_of(vec![record("2", "two", "current")]);
+        assert_eq!(
+            plan.highest_applied.as_ref().map(|h| h.as_str()),
+            Some("0002")
+        );
+        let findings: Vec<String> = plan.findings().iter().map(|f| f.to_string()).collect();
+        assert!(
+            findings
+                .iter()
+                .any(|f| f == "0001: pending, but 0002 is already applied (out of order)"),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
     fn an_empty_database_has_everything_pending_in_id_order() {
         let plan = plan_of(Vec::new());
         assert_eq!(ids(plan.pending()), ["0001", "0002", "0003"]);

@@ -591,6 +591,28 @@ pub fn number(value: Option<&bson::Bson>) -> Option<i64> {
     }
 }
 
+/// This process's peak resident memory so far (`VmHWM` of `/proc/self/status`), where the
+/// system has it: the benchmarks' memory figure, printed as `peak_rss_kib=N`.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The `peak_rss_kib=N` a benchmark's child process printed in `output`.
+pub fn printed_peak_rss_kib(output: &str) -> Option<u64> {
+    output
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("peak_rss_kib="))
+        .and_then(|v| v.parse().ok())
+}
+
 /// The guide's pages (`docs/`) as doc tests: every Rust snippet in them is compiled (and run,
 /// unless marked `no_run`) by `cargo test`, so the guide cannot drift from the API.
 /// `tests/tests/readme.rs` checks that every page is listed here.

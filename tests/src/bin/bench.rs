@@ -129,11 +129,7 @@ async fn main() {
         assert!(output.status.success());
         let out = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(out.contains("applied=0 already=1000"), "{out}");
-        if let Some(kib) = out
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("peak_rss_kib="))
-            .and_then(|v| v.parse::<u64>().ok())
-        {
+        if let Some(kib) = schema_tests::printed_peak_rss_kib(&out) {
             peaks.push(kib);
         }
     }

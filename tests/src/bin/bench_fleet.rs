@@ -196,11 +196,7 @@ async fn main() {
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if let Some(kib) = text
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("peak_rss_kib="))
-                .and_then(|v| v.parse::<u64>().ok())
-            {
+            if let Some(kib) = schema_tests::printed_peak_rss_kib(&text) {
                 peaks.push(kib);
             }
         }
@@ -230,12 +226,7 @@ async fn child(prefix: &str, limit: usize) {
         .unwrap();
     assert_eq!(seen, limit);
     assert_eq!(report.databases, limit);
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().to_owned())
-        .unwrap_or_default();
+    let kib = schema_tests::peak_rss_kib().unwrap_or_default();
     println!("peak_rss_kib={kib}");
     client.shutdown().await;
 }

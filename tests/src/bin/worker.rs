@@ -238,7 +238,7 @@ async fn run(
                 names
                     .map(|n| format!(" command_names={n}"))
                     .unwrap_or_default(),
-                peak_rss_kib()
+                schema_tests::peak_rss_kib()
                     .map(|kib| format!(" peak_rss_kib={kib}"))
                     .unwrap_or_default()
             );
@@ -270,18 +270,4 @@ async fn run(
             }
         }
     }
-}
-
-/// This process's peak resident memory so far (`VmHWM` of `/proc/self/status`), where the
-/// system has it.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
