@@ -9,6 +9,7 @@ mod checksum;
 mod ctxt;
 mod expand;
 mod item;
+mod model;
 mod order;
 mod symbol;
 mod test_attr;
@@ -48,4 +49,18 @@ pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     test_attr::expand(args.into(), item.into()).into()
+}
+
+/// Derives `schema_runtime::Collection` (and `BsonSchema`) for a serde struct stored as the
+/// documents of one collection. See `schema_runtime::Collection` for the full documentation.
+#[proc_macro_derive(Collection, attributes(collection, index, schema))]
+pub fn derive_collection(input: TokenStream) -> TokenStream {
+    model::expand(input.into(), model::Derive::Collection).into()
+}
+
+/// Derives `schema_runtime::BsonSchema` for a serde type stored in a field (a nested struct, an
+/// enum of unit variants). See `schema_runtime::BsonSchema`.
+#[proc_macro_derive(BsonSchema, attributes(schema))]
+pub fn derive_bson_schema(input: TokenStream) -> TokenStream {
+    model::expand(input.into(), model::Derive::BsonSchema).into()
 }

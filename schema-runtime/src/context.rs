@@ -347,6 +347,44 @@ impl MigrationContext {
         Ok(existed)
     }
 
+    /// Applies a model ([`Collection`](trait@crate::Collection), usually derived): its
+    /// validator with its validation level and action (as
+    /// [`ensure_validator`](Self::ensure_validator): documents already in the collection that
+    /// the validator would refuse stop the migration, changing nothing), then its indexes (as
+    /// [`ensure_indexes`](Self::ensure_indexes)). Both are declared for the drift check.
+    ///
+    /// ```no_run
+    /// use schema_runtime::{Collection, MigrationContext, MigrationResult, migration};
+    ///
+    /// #[derive(serde::Serialize, Collection)]
+    /// #[collection(name = "companies")]
+    /// struct Company {
+    ///     #[index(unique)]
+    ///     domain: String,
+    ///     name: String,
+    /// }
+    ///
+    /// #[migration(id = "0012", description = "Companies as the model says")]
+    /// async fn companies(ctx: &mut MigrationContext) -> MigrationResult {
+    ///     ctx.ensure_model::<Company>().await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn ensure_model<T: crate::Collection>(&self) -> Result<()> {
+        self.ensure_validator(
+            T::NAME,
+            T::validator(),
+            T::validation_level(),
+            T::validation_action(),
+        )
+        .await?;
+        let indexes = T::indexes();
+        if !indexes.is_empty() {
+            self.ensure_indexes(T::NAME, &indexes).await?;
+        }
+        Ok(())
+    }
+
     /// [`ensure_validator`](crate::ensure_validator) on this database.
     pub async fn ensure_validator(
         &self,

@@ -115,6 +115,11 @@ impl IndexSpec {
         &self.name
     }
 
+    /// The index's keys, in order.
+    pub fn keys(&self) -> &Document {
+        &self.keys
+    }
+
     /// The document sent in `createIndexes`.
     pub fn to_document(&self) -> Document {
         let mut document = doc! { "key": self.keys.clone(), "name": &self.name };

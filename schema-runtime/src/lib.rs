@@ -65,6 +65,7 @@ mod fleet;
 mod indexes;
 mod lock;
 mod migrator;
+mod model;
 mod plan;
 mod progress;
 mod redact;
@@ -276,6 +277,18 @@ pub type MigrationResult<T = ()> = std::result::Result<T, BoxError>;
 /// `duplicate_migration_id_N` marker); an id declared below a higher id of the same group in the
 /// same source file.
 pub use schema_macros::migration;
+
+/// Derives [`Collection`](trait@Collection) (and [`BsonSchema`](trait@BsonSchema)) for a serde
+/// struct: see [`Collection`](trait@Collection).
+pub use schema_macros::Collection;
+
+/// Derives [`BsonSchema`](trait@BsonSchema) for a serde type stored in a field (a nested
+/// struct, an enum of unit variants).
+pub use schema_macros::BsonSchema;
+
+#[doc(hidden)]
+pub use model::{__flatten as __model_flatten, nullable as __model_nullable};
+pub use model::{BsonSchema, Collection, nullable};
 
 /// A test with a throwaway database of its own (feature `testing`): an `async fn` that takes a
 /// [`testing::TestDatabase`] (or nothing) becomes a `#[test]` that

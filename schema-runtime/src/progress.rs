@@ -39,7 +39,8 @@ impl Progress {
         self.bar.set_position(position);
     }
 
-    /// One more item done.
+    /// One more item done (the fleet's bar).
+    #[cfg(feature = "cli")]
     pub(crate) fn inc(&self) {
         #[cfg(feature = "progress")]
         self.bar.inc(1);

@@ -1,0 +1,7 @@
+use schema_runtime::Collection;
+
+#[derive(serde::Serialize, Collection)]
+#[collection(name = "pairs")]
+struct Pair(String, i32);
+
+fn main() {}

@@ -1,0 +1,8 @@
+use schema_runtime::Collection;
+
+#[derive(serde::Serialize, Collection)]
+struct Ticket {
+    subject: String,
+}
+
+fn main() {}
