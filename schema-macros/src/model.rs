@@ -81,6 +81,7 @@ pub(crate) fn expand(input: TokenStream, derive: Derive) -> TokenStream {
 struct Container {
     krate: syn::Path,
     name: Option<LitStr>,
+    group: Option<LitStr>,
     level: Option<LitStr>,
     action: Option<LitStr>,
     indexes: Vec<CompoundIndex>,
@@ -93,6 +94,7 @@ impl Container {
         let mut container = Container {
             krate: syn::parse_quote!(::schema_runtime),
             name: None,
+            group: None,
             level: None,
             action: None,
             indexes: Vec::new(),
@@ -144,6 +146,8 @@ impl Container {
                             );
                         }
                         container.name = Some(name);
+                    } else if meta.path.is_ident("group") {
+                        container.group = Some(meta.value()?.parse()?);
                     } else if meta.path.is_ident("validation_level") {
                         let level: LitStr = meta.value()?.parse()?;
                         if !["strict", "moderate", "off"].contains(&level.value().as_str()) {
@@ -171,7 +175,7 @@ impl Container {
                         }
                     } else {
                         return Err(meta.error(
-                            "unknown key in #[collection]; expected name, validation_level, validation_action, index(...) or crate",
+                            "unknown key in #[collection]; expected name, group, validation_level, validation_action, index(...) or crate",
                         ));
                     }
                     Ok(())
@@ -512,6 +516,10 @@ fn collection_impl(
             }
         }
     });
+    let group = container
+        .group
+        .as_ref()
+        .map_or_else(|| "default".to_owned(), LitStr::value);
     Some(quote! {
         impl #krate::Collection for #ident {
             const NAME: &'static str = #name;
@@ -520,6 +528,17 @@ fn collection_impl(
             }
             #level
             #action
+        }
+        #krate::__private::inventory::submit! {
+            #krate::__private::ModelEntry {
+                collection: #name,
+                type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                group: #group,
+                validator: <#ident as #krate::Collection>::validator,
+                indexes: <#ident as #krate::Collection>::indexes,
+                level: <#ident as #krate::Collection>::validation_level,
+                action: <#ident as #krate::Collection>::validation_action,
+            }
         }
     })
 }

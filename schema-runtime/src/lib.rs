@@ -288,7 +288,7 @@ pub use schema_macros::BsonSchema;
 
 #[doc(hidden)]
 pub use model::{__flatten as __model_flatten, nullable as __model_nullable};
-pub use model::{BsonSchema, Collection, nullable};
+pub use model::{BsonSchema, Collection, ModelDiff, ModelEntry, ModelFinding, nullable};
 
 /// A test with a throwaway database of its own (feature `testing`): an `async fn` that takes a
 /// [`testing::TestDatabase`] (or nothing) becomes a `#[test]` that
@@ -324,6 +324,7 @@ pub mod __private {
     pub use inventory;
 
     use crate::error::BoxError;
+    pub use crate::model::ModelEntry;
     pub use crate::registry::{Migration, MigrationFuture, MigrationMeta, RunFn};
 
     /// What a migration's parameter may be. A function written with another parameter type

@@ -544,7 +544,8 @@ pub fn build_scratch_crate(dir: &std::path::Path) -> Result<(), String> {
     }
 }
 
-fn workspace_root() -> std::path::PathBuf {
+/// The workspace's root directory.
+pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()

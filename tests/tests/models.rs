@@ -353,3 +353,190 @@ async fn documents_the_derived_validator_would_refuse_are_counted_before_anythin
     assert!(!options.contains_key("validator"), "{options}");
     assert_eq!(documents(&t.db, "model_people").await.len(), 3);
 }
+
+/// The application's model now: the collection had a hand-made `legacy_1` index and a looser
+/// validator (migration 0001 below), and the model says otherwise.
+#[derive(Serialize, Collection)]
+#[collection(name = "model_gadgets", group = "models_gen")]
+struct Gadget {
+    #[index(unique)]
+    sku: String,
+    #[index(ttl = "1d")]
+    seen_at: DateTime,
+    weight: f64,
+}
+
+#[migration(
+    id = "0001",
+    description = "Gadgets before the model",
+    group = "models_gen"
+)]
+async fn gadgets_before(ctx: &mut MigrationContext) -> MigrationResult {
+    ctx.ensure_validator(
+        "model_gadgets",
+        doc! { "$jsonSchema": { "bsonType": "object", "required": ["sku"] } },
+        ValidationLevel::Moderate,
+        ValidationAction::Warn,
+    )
+    .await?;
+    ctx.ensure_indexes(
+        "model_gadgets",
+        &[schema_runtime::IndexSpec::new(
+            "legacy_1",
+            doc! { "legacy": 1 },
+        )],
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_generated_from_the_models_compiles_and_makes_the_diff_empty() {
+    let t = TestDb::new("models_gen").await;
+    let migrator = Migrator::new(t.db.clone()).group("models_gen");
+    migrator.apply_all().await.unwrap();
+
+    // The diff names every difference; verify --models fails the gate.
+    let (outcome, out) = schema_tests::run_cli(&migrator, &["diff"]).await;
+    println!("$ migrate diff\n{out}");
+    assert_eq!(
+        outcome.unwrap(),
+        schema_runtime::cli::Outcome::Problems,
+        "{out}"
+    );
+    let diff = migrator.diff_models(false).await.unwrap();
+    let kinds: Vec<(&str, Option<&str>)> = diff
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.index.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("missing_index", Some("seen_at_1")),
+            ("missing_index", Some("sku_1")),
+            ("unmodelled_index", Some("legacy_1")),
+            ("different_validator", None),
+        ]
+    );
+    let (outcome, _) = schema_tests::run_cli(&migrator, &["verify", "--models"]).await;
+    assert_eq!(outcome.unwrap(), schema_runtime::cli::Outcome::Problems);
+
+    // Generate the migration into an application crate and look at it.
+    let scratch = schema_tests::scratch_crate(&format!("models-{}", std::process::id()));
+    std::fs::write(
+        scratch.join("src/main.rs"),
+        format!(
+            "#![deny(warnings)]\n\n#[tokio::main]\nasync fn main() {{\n    let client = mongodb::Client::with_uri_str(std::env::var(\"MONGODB_URI\").unwrap()).await.unwrap();\n    let migrator = schema_runtime::Migrator::new(client.database({:?})).group(\"models_gen\").allow_destructive(true);\n    migrator.apply_all().await.unwrap();\n    migrator.shutdown().await;\n}}\n",
+            t.name()
+        ),
+    )
+    .unwrap();
+    let cargo = std::fs::read_to_string(scratch.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        scratch.join("Cargo.toml"),
+        cargo.replace(
+            "[dependencies]\n",
+            "[dependencies]\ntokio = { version = \"1\", features = [\"macros\", \"rt-multi-thread\"] }\n",
+        ),
+    )
+    .unwrap();
+    let dir = scratch.join("src");
+    let (outcome, out) = schema_tests::run_cli(
+        &migrator,
+        &[
+            "new",
+            "Gadgets as modelled",
+            "--from-models",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .await;
+    outcome.unwrap();
+    // The id follows this binary's highest (0001); the module is declared in main.rs.
+    let file = dir.join("m0002_gadgets_as_modelled.rs");
+    assert!(
+        std::fs::read_to_string(dir.join("main.rs"))
+            .unwrap()
+            .ends_with("\npub mod m0002_gadgets_as_modelled;\n"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{out}: {e}"));
+    println!("{text}");
+    assert!(
+        text.contains(
+            r#"description = "Gadgets as modelled", group = "models_gen", destructive)]"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ctx.drop_index("model_gadgets", "legacy_1").await?;"#),
+        "{text}"
+    );
+    assert!(text.contains("ValidationLevel::Strict,"), "{text}");
+    assert!(
+        text.contains(r#"IndexSpec::new("sku_1", doc! { "sku": 1 })"#),
+        "{text}"
+    );
+    assert!(text.contains(r#".option("unique", true)"#), "{text}");
+    assert!(
+        text.contains(r#".option("expireAfterSeconds", 86400_i64)"#),
+        "{text}"
+    );
+
+    // It compiles as written (warnings denied), and applying it makes the diff empty.
+    if let Err(errors) = schema_tests::build_scratch_crate(&scratch) {
+        panic!("the generated migration does not compile:\n{text}\n{errors}");
+    }
+    let binary = schema_tests::workspace_root().join(format!(
+        "target/fixtures/debug/scratch-models-{}",
+        std::process::id()
+    ));
+    let run = std::process::Command::new(&binary)
+        .env("MONGODB_URI", schema_tests::uri())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let diff = migrator.diff_models(false).await.unwrap();
+    assert!(diff.is_empty(), "{:?}", diff.findings);
+    let live = migrator.diff_models(true).await.unwrap();
+    assert!(live.is_empty(), "{:?}", live.findings);
+    let (outcome, out) = schema_tests::run_cli(&migrator, &["diff"]).await;
+    assert_eq!(
+        outcome.unwrap(),
+        schema_runtime::cli::Outcome::Success,
+        "{out}"
+    );
+    assert!(
+        out.ends_with("no difference: 1 model(s) as the schema the applied migrations declared\n"),
+        "{out}"
+    );
+    // `verify --models` finds no model difference (this test binary has no 0002, which the
+    // application's binary would: that alone is listed).
+    let (_, out) = schema_tests::run_cli(&migrator, &["verify", "--models"]).await;
+    assert!(!out.contains("models: "), "{out}");
+    // Again: nothing to generate.
+    let (outcome, _) = schema_tests::run_cli(
+        &migrator,
+        &[
+            "new",
+            "Nothing",
+            "--from-models",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        outcome
+            .unwrap_err()
+            .to_string()
+            .contains("agree; nothing was written")
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

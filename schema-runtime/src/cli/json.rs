@@ -49,6 +49,8 @@ pub(crate) struct Output {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<ModelsView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -369,6 +371,50 @@ impl FleetView {
                     }
                 })
                 .collect(),
+        }
+    }
+}
+
+/// `diff` (and `verify --models`): what was compared and each difference.
+#[derive(Debug, Serialize)]
+pub(crate) struct ModelsView {
+    pub against: &'static str,
+    pub models: usize,
+    pub differences: Vec<ModelDifference>,
+    pub unmodelled_collections: Vec<String>,
+}
+
+/// One difference between a model and its target.
+#[derive(Debug, Serialize)]
+pub(crate) struct ModelDifference {
+    pub kind: &'static str,
+    pub collection: String,
+    pub index: Option<String>,
+    pub model: String,
+    pub modelled: Option<serde_json::Value>,
+    pub target: Option<serde_json::Value>,
+    pub message: String,
+}
+
+impl ModelsView {
+    pub(crate) fn of(diff: &crate::ModelDiff) -> Self {
+        ModelsView {
+            against: diff.against,
+            models: diff.models,
+            differences: diff
+                .findings
+                .iter()
+                .map(|f| ModelDifference {
+                    kind: f.kind,
+                    collection: f.collection.clone(),
+                    index: f.index.clone(),
+                    model: f.model.clone(),
+                    modelled: f.modelled.as_ref().map(json_of),
+                    target: f.target.as_ref().map(json_of),
+                    message: f.to_string(),
+                })
+                .collect(),
+            unmodelled_collections: diff.unmodelled_collections.clone(),
         }
     }
 }

@@ -116,6 +116,7 @@ use crate::plan::{Finding, Plan, PlanEntry};
 mod drift;
 mod fleet;
 mod json;
+mod models;
 mod new;
 
 pub use fleet::{FleetArgs, FleetVerb};
@@ -245,6 +246,12 @@ pub enum Command {
         /// branches that add migrations at the same time then do not pick the same id.
         #[arg(long)]
         timestamp: bool,
+        /// Write the migration that makes the declared schema equal the models
+        /// (`#[derive(Collection)]`): `ensure_validator`, `ensure_indexes` and, for indexes no
+        /// longer modelled or modelled differently, `drop_index` in a `destructive` migration.
+        /// Reads the records, so it needs the server.
+        #[arg(long)]
+        from_models: bool,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -271,6 +278,21 @@ pub enum Command {
         /// problem (exit 4), so one gate covers pending, edited and drifted.
         #[arg(long)]
         drift: bool,
+        /// Also compare the models with the declared schema (as `diff` does): a difference is
+        /// a problem (exit 4), so CI fails when models and migrations disagree.
+        #[arg(long)]
+        models: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the models (`#[derive(Collection)]`) with the schema the applied migrations
+    /// declared (or, with `--live`, the database): indexes and validators. Exits 0 when they
+    /// agree, 4 on differences.
+    Diff {
+        /// Compare with the database instead of the declared schema.
+        #[arg(long)]
+        live: bool,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -363,9 +385,16 @@ impl Command {
         ExitCode::from(code)
     }
 
-    /// Whether the command talks to the server: every one but `new`, which writes a file.
+    /// Whether the command talks to the server: every one but `new` (which writes a file),
+    /// unless `new --from-models` (which reads the records).
     pub fn needs_server(&self) -> bool {
-        !matches!(self, Command::New { .. })
+        !matches!(
+            self,
+            Command::New {
+                from_models: false,
+                ..
+            }
+        )
     }
 
     /// Runs the command with the migrator [`Migrator::from_env`] makes; `new`, which sends
@@ -428,6 +457,7 @@ impl Command {
                     description,
                     dir.as_deref(),
                     *timestamp,
+                    None,
                     &mut text,
                     &mut doc,
                 )
@@ -475,6 +505,8 @@ impl Command {
                     doc.result = match (outcome, self.reports_state()) {
                         (Outcome::Success, true) if self.name() == "drift" => "clean",
                         (Outcome::Problems, true) if self.name() == "drift" => "drift",
+                        (Outcome::Success, true) if self.name() == "diff" => "clean",
+                        (Outcome::Problems, true) if self.name() == "diff" => "differences",
                         (Outcome::Success, true) => "up_to_date",
                         (Outcome::Success, false) => "done",
                         (Outcome::Pending, _) => "pending",
@@ -512,6 +544,7 @@ impl Command {
             Command::Verify { .. } => "verify",
             Command::Drift { .. } => "drift",
             Command::Fleet(_) => "fleet",
+            Command::Diff { .. } => "diff",
         }
     }
 
@@ -530,6 +563,7 @@ impl Command {
             | Command::Verify { json, .. }
             | Command::Drift { json, .. } => *json,
             Command::Fleet(args) => args.json,
+            Command::Diff { json, .. } => *json,
         }
     }
 
@@ -542,6 +576,7 @@ impl Command {
                 | Command::Verify { .. }
                 | Command::Drift { .. }
                 | Command::Fleet(_)
+                | Command::Diff { .. }
         )
     }
 
@@ -555,7 +590,10 @@ impl Command {
             Command::Status { .. } => status(migrator, text, doc).await,
             Command::Fleet(args) => fleet::run(migrator, args, text, doc).await,
             Command::Plan { .. } => plan(migrator, text, doc).await,
-            Command::Verify { drift, .. } => verify(migrator, *drift, text, doc).await,
+            Command::Verify { drift, models, .. } => {
+                verify(migrator, *drift, *models, text, doc).await
+            }
+            Command::Diff { live, .. } => models::diff(migrator, *live, text, doc).await,
             Command::Drift {
                 repair,
                 allow_destructive,
@@ -644,15 +682,22 @@ impl Command {
                 description,
                 dir,
                 timestamp,
+                from_models,
                 ..
             } => {
                 let registry = migrator.registry().ok();
+                let body = if *from_models {
+                    Some(models::generated(migrator).await?)
+                } else {
+                    None
+                };
                 create(
                     registry.as_ref(),
                     migrator.group_name(),
                     description,
                     dir.as_deref(),
                     *timestamp,
+                    body.as_ref(),
                     text,
                     doc,
                 )
@@ -742,12 +787,14 @@ impl Command {
 }
 
 /// `new`: writes the file and says what it did.
+#[allow(clippy::too_many_arguments)]
 fn create(
     registry: Option<&crate::Registry>,
     group: &str,
     description: &str,
     dir: Option<&std::path::Path>,
     timestamp: bool,
+    body: Option<&crate::model::GeneratedBody>,
     text: &mut Printer<'_>,
     doc: &mut json::Output,
 ) -> Result<Outcome> {
@@ -761,6 +808,7 @@ fn create(
         } else {
             new::IdStyle::Next
         },
+        body,
     )?;
     text.line(format!(
         "created {} (id {})",
@@ -995,6 +1043,7 @@ async fn plan(
 async fn verify(
     migrator: &Migrator,
     with_drift: bool,
+    with_models: bool,
     text: &mut Printer<'_>,
     doc: &mut json::Output,
 ) -> Result<Outcome> {
@@ -1012,6 +1061,17 @@ async fn verify(
     } else {
         0
     };
+    let drifted = drifted
+        + if with_models {
+            let diff = migrator.diff_models(false).await?;
+            for finding in &diff.findings {
+                text.line(format!("models: {finding}"))?;
+            }
+            doc.models = Some(json::ModelsView::of(&diff));
+            diff.findings.len()
+        } else {
+            0
+        };
     let pending: Vec<&PlanEntry> = plan.pending().collect();
     for entry in &pending {
         text.line(format!(
@@ -1034,10 +1094,10 @@ async fn verify(
         Outcome::Success => "verify: no problems".to_owned(),
         Outcome::Pending => format!("verify: no problems, {} pending", pending.len()),
         Outcome::Problems if drifted > 0 && findings.is_empty() => {
-            format!("verify: {drifted} difference(s) from the declared schema")
+            format!("verify: {drifted} difference(s) from the declared schema or the models")
         }
         Outcome::Problems if drifted > 0 => format!(
-            "verify: {} problem(s), {drifted} difference(s) from the declared schema",
+            "verify: {} problem(s), {drifted} difference(s) from the declared schema or the models",
             findings.len()
         ),
         Outcome::Problems => format!("verify: {} problem(s)", findings.len()),

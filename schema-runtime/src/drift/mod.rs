@@ -15,8 +15,8 @@ use std::fmt;
 
 use mongodb::bson::{Bson, Document};
 
-pub(crate) use compare::{compare, read_live};
-pub(crate) use declared::DeclaredSchema;
+pub(crate) use compare::{LiveCollection, LiveSchema, compare, read_live};
+pub(crate) use declared::{DeclaredCollection, DeclaredSchema, DeclaredValidator};
 pub(crate) use repair::repair;
 
 /// One difference between the declared schema and the database.
@@ -183,7 +183,7 @@ fn held(definition: &Document) -> Bson {
     held_value(Bson::Document(definition.clone()))
 }
 
-fn held_value(value: Bson) -> Bson {
+pub(crate) fn held_value(value: Bson) -> Bson {
     match value {
         Bson::Double(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
             let whole = n as i64;

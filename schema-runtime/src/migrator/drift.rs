@@ -52,6 +52,32 @@ impl Migrator {
         })
     }
 
+    /// Compares the models of this migrator's group (`#[derive(Collection)]`) with the schema
+    /// the applied migrations declared, or with `live`, with the database: indexes modelled
+    /// but missing, different, or no longer modelled, and validators that differ. Reads only:
+    /// one `find` of the records (or the drift check's `listCollections` and `listIndexes`).
+    pub async fn diff_models(&self, live: bool) -> Result<crate::ModelDiff> {
+        let models = crate::model::models(self.group_name());
+        let (target, against) = if live {
+            (
+                read_live(self.database(), &self.own_collections()).await?,
+                "database",
+            )
+        } else {
+            let records = self.store().load().await?;
+            (
+                crate::model::as_live(&DeclaredSchema::fold(&records)),
+                "migrations",
+            )
+        };
+        let mut diff = crate::model::diff(&models, target, against);
+        diff.duplicates = crate::model::duplicates(self.group_name())
+            .into_iter()
+            .map(|(c, types)| (c.to_owned(), types.into_iter().map(str::to_owned).collect()))
+            .collect();
+        Ok(diff)
+    }
+
     /// The library's own collections, which the drift check leaves out.
     fn own_collections(&self) -> Vec<String> {
         let store = self.store();

@@ -40,6 +40,19 @@
 //! `Option`, `Vec` and maps compose: a field of type `T` has `T::bson_schema()`. This module has
 //! the implementations for the standard and BSON types; the derives write them for yours.
 
+mod diff;
+#[cfg(feature = "cli")]
+mod generate;
+mod registry;
+
+pub use diff::{ModelDiff, ModelFinding};
+pub(crate) use diff::{as_live, diff};
+#[cfg(feature = "cli")]
+pub use generate::GeneratedBody;
+#[cfg(feature = "cli")]
+pub(crate) use generate::body as generated_body;
+pub use registry::{ModelEntry, duplicates, models};
+
 use std::collections::{BTreeMap, HashMap};
 
 use mongodb::bson::{Bson, Document, doc};
