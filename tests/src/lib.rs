@@ -643,6 +643,8 @@ pub mod guide {
     pub struct Drift;
     #[doc = include_str!("../../docs/fleet.md")]
     pub struct Fleet;
+    #[doc = include_str!("../../docs/models.md")]
+    pub struct Models;
     #[doc = include_str!("../../docs/errors-and-secrets.md")]
     pub struct ErrorsAndSecrets;
     #[doc = include_str!("../../docs/records-and-fencing.md")]
