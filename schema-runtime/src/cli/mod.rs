@@ -1061,17 +1061,28 @@ async fn verify(
     } else {
         0
     };
-    let drifted = drifted
-        + if with_models {
-            let diff = migrator.diff_models(false).await?;
-            for finding in &diff.findings {
-                text.line(format!("models: {finding}"))?;
-            }
-            doc.models = Some(json::ModelsView::of(&diff));
-            diff.findings.len()
-        } else {
-            0
-        };
+    let unmodelled = if with_models {
+        let diff = migrator.diff_models(false).await?;
+        for finding in &diff.findings {
+            text.line(format!("models: {finding}"))?;
+        }
+        doc.models = Some(json::ModelsView::of(&diff));
+        diff.findings.len()
+    } else {
+        0
+    };
+    // What differs, in words: "3 difference(s) from the declared schema", "... from the
+    // models", or both.
+    let differences = [
+        (drifted, "from the declared schema"),
+        (unmodelled, "between the models and the migrations"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} difference(s) {what}"))
+    .collect::<Vec<_>>()
+    .join(", ");
+    let drifted = drifted + unmodelled;
     let pending: Vec<&PlanEntry> = plan.pending().collect();
     for entry in &pending {
         text.line(format!(
@@ -1094,12 +1105,11 @@ async fn verify(
         Outcome::Success => "verify: no problems".to_owned(),
         Outcome::Pending => format!("verify: no problems, {} pending", pending.len()),
         Outcome::Problems if drifted > 0 && findings.is_empty() => {
-            format!("verify: {drifted} difference(s) from the declared schema or the models")
+            format!("verify: {differences}")
         }
-        Outcome::Problems if drifted > 0 => format!(
-            "verify: {} problem(s), {drifted} difference(s) from the declared schema or the models",
-            findings.len()
-        ),
+        Outcome::Problems if drifted > 0 => {
+            format!("verify: {} problem(s), {differences}", findings.len())
+        }
         Outcome::Problems => format!("verify: {} problem(s)", findings.len()),
     })?;
     Ok(outcome)
