@@ -282,12 +282,7 @@ fn struct_schema(
     let mut steps = Vec::new();
     for field in &fields.named {
         let ident = field.ident.as_ref().expect("named");
-        let mut name = ident.to_string().trim_start_matches("r#").to_owned();
-        if let Some((rule, _)) = &container.rename_all
-            && let Some(renamed) = rename(rule, &name)
-        {
-            name = renamed;
-        }
+        let name = stored_name(container, field);
         let mut skipped = false;
         let mut may_be_absent = false;
         let mut flatten = false;
@@ -296,12 +291,9 @@ fn struct_schema(
             if !attr.path().is_ident("serde") {
                 continue;
             }
+            // `rename` is read by `stored_name`; the keys that change what is stored here.
             let result = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("rename") {
-                    if let Some(renamed) = serialize_name(&meta)? {
-                        name = renamed.value();
-                    }
-                } else if meta.path.is_ident("skip") || meta.path.is_ident("skip_serializing") {
+                if meta.path.is_ident("skip") || meta.path.is_ident("skip_serializing") {
                     skipped = true;
                 } else if meta.path.is_ident("skip_serializing_if") || meta.path.is_ident("default")
                 {
